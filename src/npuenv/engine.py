@@ -1,0 +1,289 @@
+"""The engine: decides which steps must run, runs independent ones in parallel, records each one.
+
+A step runs when it has no record, its fingerprint changed, its check fails, or it is forced. After a
+failure no new step starts; running ones finish; dependents are reported as not run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Protocol
+
+from .errors import NpuenvError, StepFailed, UsageError
+from .proc import CommandFailed
+from .steps.base import Context, Step
+
+
+@dataclass(frozen=True)
+class Decision:
+    run: bool
+    reason: str
+
+
+@dataclass
+class Outcome:
+    step_id: str
+    result: str  # done | up-to-date | failed | not-run
+    reason: str
+    seconds: float = 0.0
+    error: Optional[BaseException] = None
+    log: Optional[Path] = None
+
+
+@dataclass
+class RunReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    wall: float = 0.0
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.result == "failed"]
+
+    def by_id(self, step_id: str) -> Outcome:
+        return next(o for o in self.outcomes if o.step_id == step_id)
+
+
+class Reporter(Protocol):
+    """What the engine tells whoever renders its progress."""
+
+    def plan(self, decisions: list[tuple[str, Decision]]) -> None: ...
+    def started(self, step_id: str, reason: str) -> None: ...
+    def finished(self, outcome: Outcome) -> None: ...
+    def summary(self, report: "RunReport") -> None: ...
+
+
+class NullReporter:
+    def plan(self, decisions: list[tuple[str, Decision]]) -> None:
+        pass
+
+    def started(self, step_id: str, reason: str) -> None:
+        pass
+
+    def finished(self, outcome: Outcome) -> None:
+        pass
+
+    def summary(self, report: "RunReport") -> None:
+        pass
+
+
+def topo_order(steps: list[Step]) -> list[Step]:
+    """Steps in a stable dependency order (input order among equals); unknown deps and cycles are errors."""
+    by_id = {s.id: s for s in steps}
+    for step in steps:
+        for dep in step.deps:
+            if dep not in by_id:
+                raise NpuenvError(f"step {step.id} depends on unknown step {dep}")
+    order: list[Step] = []
+    state: dict[str, int] = {}
+
+    def visit(step: Step, trail: tuple[str, ...]) -> None:
+        mark = state.get(step.id)
+        if mark == 2:
+            return
+        if mark == 1:
+            raise NpuenvError("dependency cycle: " + " -> ".join((*trail, step.id)))
+        state[step.id] = 1
+        for dep in step.deps:
+            visit(by_id[dep], (*trail, step.id))
+        state[step.id] = 2
+        order.append(step)
+
+    for step in steps:
+        visit(step, ())
+    return order
+
+
+def select(steps: list[Step], only: list[str], force: list[str]) -> tuple[list[Step], set[str]]:
+    """Apply --only (those steps and what they need) and --force; unknown ids are a usage error."""
+    known = {s.id for s in steps}
+    unknown = [i for i in [*only, *force] if i not in known]
+    if unknown:
+        raise UsageError(
+            f"unknown step id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+            hint="valid ids: " + ", ".join(s.id for s in steps),
+        )
+    if not only:
+        return steps, set(force)
+    by_id = {s.id: s for s in steps}
+    wanted: set[str] = set()
+    todo = list(only)
+    while todo:
+        step_id = todo.pop()
+        if step_id not in wanted:
+            wanted.add(step_id)
+            todo.extend(by_id[step_id].deps)
+    return [s for s in steps if s.id in wanted], set(force)
+
+
+class Engine:
+    def __init__(self, ctx: Context, steps: list[Step], *, log_dir: Path,
+                 reporter: Optional[Reporter] = None, jobs: int = 4) -> None:
+        self.ctx = ctx
+        self.steps = topo_order(steps)
+        self.by_id = {s.id: s for s in self.steps}
+        self.log_dir = log_dir
+        self.reporter = reporter or NullReporter()
+        self.jobs = max(1, jobs)
+        self._fingerprints: dict[str, str] = {}
+
+    def log_path(self, step_id: str) -> Path:
+        return self.log_dir / (step_id.replace(":", "_").replace("/", "_") + ".log")
+
+    def fingerprint(self, step: Step) -> str:
+        """The step's own data plus its dependencies' fingerprints, hashed. Cached per run."""
+        if step.id not in self._fingerprints:
+            data = {
+                "kind": step.kind,
+                "version": step.version,
+                "data": step.fingerprint(self.ctx),
+                "deps": {d: self.fingerprint(self.by_id[d]) for d in step.deps},
+            }
+            blob = json.dumps(data, sort_keys=True, default=str).encode()
+            self._fingerprints[step.id] = hashlib.sha256(blob).hexdigest()
+        return self._fingerprints[step.id]
+
+    def decide(self, step: Step, forced: set[str]) -> Decision:
+        if step.id in forced:
+            return Decision(True, "forced")
+        record = self.ctx.state.record(step.id)
+        if record is not None and record.get("fingerprint") != self.fingerprint(step):
+            return Decision(True, "spec changed")
+        checked = step.check(self.ctx)
+        if not checked.ok:
+            return Decision(True, checked.reason or "missing")
+        if record is None:
+            return Decision(True, "not recorded yet (found in place)")
+        return Decision(False, "up to date")
+
+    def plan(self, forced: set[str] = frozenset()) -> list[tuple[str, Decision]]:
+        """Dry run: what would run and why. A step after one that would run waits for it."""
+        decisions: list[tuple[str, Decision]] = []
+        would_run: set[str] = set()
+        for step in self.steps:
+            pending = [d for d in step.deps if d in would_run]
+            if pending:
+                decision = Decision(True, f"after {', '.join(pending)}")
+            else:
+                decision = self._safe_decide(step, forced)
+            if decision.run:
+                would_run.add(step.id)
+            decisions.append((step.id, decision))
+        return decisions
+
+    def _safe_decide(self, step: Step, forced: set[str]) -> Decision:
+        try:
+            return self.decide(step, forced)
+        except NpuenvError as exc:
+            return Decision(True, f"check failed: {exc.message}")
+
+    def run(self, forced: set[str] = frozenset()) -> RunReport:
+        report = RunReport()
+        start = time.monotonic()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        done: set[str] = set()
+        failed = False
+        pending = list(self.steps)
+        running: dict[Future, Step] = {}
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            while pending or running:
+                if not failed:
+                    for step in [s for s in pending if all(d in done for d in s.deps)]:
+                        if len(running) >= self.jobs:
+                            break
+                        pending.remove(step)
+                        running[pool.submit(self._run_step, step, forced)] = step
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    step = running.pop(future)
+                    outcome = future.result()
+                    report.outcomes.append(outcome)
+                    self.reporter.finished(outcome)
+                    if outcome.result == "failed":
+                        failed = True
+                    else:
+                        done.add(step.id)
+        for step in pending:
+            blocked = [d for d in step.deps if d not in done]
+            reason = f"needs {', '.join(blocked)}" if blocked else "stopped after a failure"
+            outcome = Outcome(step.id, "not-run", reason)
+            report.outcomes.append(outcome)
+            self.reporter.finished(outcome)
+        report.wall = time.monotonic() - start
+        return report
+
+    def _run_step(self, step: Step, forced: set[str]) -> Outcome:
+        began = time.monotonic()
+        log_path = self.log_path(step.id)
+        try:
+            decision = self.decide(step, forced)
+            if not decision.run:
+                return Outcome(step.id, "up-to-date", decision.reason, time.monotonic() - began)
+            self.reporter.started(step.id, decision.reason)
+            with open(log_path, "w", encoding="utf-8") as log:
+                log.write(f"# {step.id}: {decision.reason}\n")
+                log.flush()
+                try:
+                    resolved = step.apply(self.ctx, log)
+                    after = step.check(self.ctx)
+                    if not after.ok:
+                        raise NpuenvError(
+                            f"{step.id} finished but its check still fails: {after.reason}",
+                            hint="this is a bug in npuenv or something changed the workspace meanwhile",
+                        )
+                except BaseException as exc:
+                    log.write(_describe(exc))
+                    raise
+            seconds = time.monotonic() - began
+            self.ctx.state.save_step(step.id, self.fingerprint(step), resolved or {}, seconds)
+            return Outcome(step.id, "done", decision.reason, seconds, log=log_path)
+        except Exception as exc:  # reported by the caller, with the log
+            return Outcome(step.id, "failed", _first_line(exc), time.monotonic() - began,
+                           error=exc, log=log_path if log_path.exists() else None)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CommandFailed):
+        tail = f"\n{exc.output.rstrip()}" if exc.output else ""
+        return f"\nerror: {exc.message}{tail}\n"
+    if isinstance(exc, NpuenvError):
+        return f"\nerror: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else "")
+    return "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def tail(path: Optional[Path], lines: int = 15) -> list[str]:
+    if path is None or not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8", errors="replace").rstrip("\n")
+    return text.splitlines()[-lines:]
+
+
+def failure(report: RunReport, steps: dict[str, Step]) -> StepFailed:
+    """One error for the first failed step: its message, its log's last lines, the log path, a hint."""
+    first = report.failed[0]
+    exc = first.error
+    hint = getattr(exc, "hint", "") or steps[first.step_id].hint(exc) if exc else ""
+    lines = [f"step {first.step_id} failed: {getattr(exc, 'message', None) or _first_line(exc)}"]
+    last = tail(first.log)
+    if last:
+        lines.append(f"last lines of {first.log}:")
+        lines.extend("  | " + line for line in last)
+    elif first.log:
+        lines.append(f"log: {first.log}")
+    others = [o.step_id for o in report.failed[1:]]
+    if others:
+        lines.append("also failed: " + ", ".join(others))
+    hint = (hint + "; " if hint else "") + "fix the cause and run the same command again: finished steps are kept"
+    return StepFailed("\n".join(lines), hint)

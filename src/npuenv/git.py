@@ -1,0 +1,85 @@
+"""git, driven through argument lists. Probes return facts; parsers are pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Optional
+
+from .errors import GitError
+from .proc import CommandFailed, run
+
+
+def git(args: list[str], *, cwd: Optional[Path] = None, env: Mapping[str, str],
+        log: Optional[IO[str]] = None, check: bool = True):
+    return run(["git", *args], cwd=cwd, env=env, log=log, check=check)
+
+
+def is_checkout(path: Path) -> bool:
+    return (path / ".git").exists()
+
+
+def head(path: Path, env: Mapping[str, str]) -> Optional[str]:
+    proc = git(["rev-parse", "--verify", "-q", "HEAD"], cwd=path, env=env, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def has_commit(path: Path, commit: str, env: Mapping[str, str]) -> bool:
+    proc = git(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=path, env=env, check=False)
+    return proc.returncode == 0
+
+
+def parse_porcelain(text: str) -> list[str]:
+    """Paths from `git status --porcelain=v1 -z` output (renames give the new path)."""
+    paths: list[str] = []
+    entries = text.split("\0")
+    index = 0
+    while index < len(entries):
+        entry = entries[index]
+        index += 1
+        if len(entry) < 4:
+            continue
+        status, path = entry[:2], entry[3:]
+        paths.append(path)
+        if "R" in status or "C" in status:
+            index += 1  # the original path follows
+    return paths
+
+
+def changed_files(path: Path, env: Mapping[str, str]) -> list[str]:
+    """Tracked files that differ from HEAD (untracked files are not ours to judge)."""
+    proc = git(["status", "--porcelain=v1", "-z", "--untracked-files=no"], cwd=path, env=env)
+    return parse_porcelain(proc.stdout)
+
+
+def parse_ls_remote(text: str) -> dict[str, str]:
+    """ref name -> commit; an annotated tag's peeled line (`^{}`) wins over the tag object."""
+    refs: dict[str, str] = {}
+    for line in text.splitlines():
+        sha, _, ref = line.partition("\t")
+        if not ref:
+            continue
+        if ref.endswith("^{}"):
+            refs[ref[:-3]] = sha
+        else:
+            refs.setdefault(ref, sha)
+    return refs
+
+
+def ref_commit(refs: dict[str, str], ref: str) -> Optional[str]:
+    for full in (ref, f"refs/tags/{ref}", f"refs/heads/{ref}"):
+        if full in refs:
+            return refs[full]
+    return None
+
+
+def fetch_commit(path: Path, commit: str, env: Mapping[str, str], log: IO[str]) -> None:
+    """Fetch one commit: shallow by sha (protocol v2), else a full fetch (dumb HTTP, old servers)."""
+    try:
+        git(["fetch", "--depth", "1", "origin", commit], cwd=path, env=env, log=log)
+    except CommandFailed:
+        log.write("shallow fetch by sha failed; fetching everything\n")
+        git(["fetch", "--tags", "origin"], cwd=path, env=env, log=log)
+    if not has_commit(path, commit, env):
+        raise GitError(f"commit {commit} is not on the remote of {path}",
+                       hint="check the commit in the spec, or the mirror serves an outdated copy")

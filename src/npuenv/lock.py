@@ -1,0 +1,46 @@
+"""A workspace lock so two npuenv runs never interleave (fcntl, released by the kernel on any exit)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import LockError
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextmanager
+def workspace_lock(path: Path, *, wait: bool = False,
+                   on_wait: Optional[Callable[[str], None]] = None) -> Iterator[None]:
+    """Hold an exclusive lock on `path`. Busy: raise LockError, or with `wait` block until it is free."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(path)
+            if not wait:
+                raise LockError(
+                    f"another npuenv run holds the workspace lock {path} ({holder})",
+                    hint="wait for it to finish, or pass --wait to queue behind it",
+                ) from None
+            if on_wait is not None:
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,60 @@
+"""The spec compiled into steps with dependencies (pure: reads nothing but the spec)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .steps import CopyStep, DirsStep, EnvStep, OverlayStep, PatchStep, PythonStep, RepoStep, WheelStep
+from .steps.base import Step, is_inside
+
+
+def containing_repo(spec: Any, path: str, exclude: str = "") -> Optional[str]:
+    """The step id of the deepest repo whose folder holds `path` (that repo must exist first)."""
+    best: Optional[Any] = None
+    for repo in spec.repos.values():
+        if repo.name != exclude and is_inside(path, repo.path) and path != repo.path:
+            if best is None or len(repo.path) > len(best.path):
+                best = repo
+    return f"repo:{best.name}" if best else None
+
+
+def _ids(*ids: Optional[str]) -> tuple[str, ...]:
+    seen: list[str] = []
+    for step_id in ids:
+        if step_id and step_id not in seen:
+            seen.append(step_id)
+    return tuple(seen)
+
+
+def compile_steps(spec: Any) -> list[Step]:
+    steps: list[Step] = [PythonStep(spec.python)]
+    changers: dict[str, list[str]] = {name: [] for name in spec.repos}
+    for patch in spec.patches.values():
+        changers[patch.repo].append(f"patch:{patch.name}")
+    for overlay in spec.overlays.values():
+        changers[overlay.to_repo].append(f"overlay:{overlay.name}")
+    for repo in spec.repos.values():
+        parent = containing_repo(spec, repo.path, exclude=repo.name)
+        steps.append(RepoStep(repo, _ids(parent), owned_by=tuple(changers[repo.name])))
+    for copy in spec.copies.values():
+        steps.append(CopyStep(copy, spec.repos[copy.repo], _ids(f"repo:{copy.repo}", containing_repo(spec, copy.to))))
+    for patch in spec.patches.values():
+        steps.append(PatchStep(patch, spec.repos[patch.repo], _ids(f"repo:{patch.repo}")))
+    for overlay in spec.overlays.values():
+        # after the target repo's patches, so the result does not depend on scheduling
+        patches = [f"patch:{p.name}" for p in spec.patches.values() if p.repo == overlay.to_repo]
+        steps.append(OverlayStep(overlay, spec.repos[overlay.from_repo], spec.repos[overlay.to_repo],
+                                 _ids(f"repo:{overlay.from_repo}", f"repo:{overlay.to_repo}", *patches)))
+    for wheel in spec.wheels.values():
+        steps.append(WheelStep(wheel))
+    if spec.env is not None:
+        env = spec.env
+        needs = ["python"]
+        needs += [f"repo:{n}" for n in [env.project, *env.editable, *(r for r, _ in env.requirements)] if n]
+        needs += [f"patch:{p}" for p in spec.patches] + [f"overlay:{o}" for o in spec.overlays]
+        needs += [f"copy:{c}" for c in spec.copies] + [f"wheel:{w}" for w in env.wheels]
+        needs.append(containing_repo(spec, env.venv))
+        steps.append(EnvStep(spec, _ids(*needs)))
+    if spec.dirs:
+        steps.append(DirsStep(spec.dirs, _ids(*(containing_repo(spec, d) for d in spec.dirs))))
+    return steps

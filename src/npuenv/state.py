@@ -1,0 +1,84 @@
+"""The workspace state file: what each step resolved, recorded atomically after each step.
+
+The format is versioned; a later `lock` of the whole stack is built from the `resolved` facts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import NpuenvError
+
+FORMAT = 1
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file in the same folder and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class State:
+    """Per-step records, safe to update from worker threads; every update is persisted at once."""
+
+    def __init__(self, path: Path, data: Optional[dict] = None) -> None:
+        self.path = path
+        self._data = data or {"format": FORMAT, "steps": {}}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path) -> "State":
+        if not path.exists():
+            return cls(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise NpuenvError(
+                f"cannot read the state file {path}: {exc}",
+                hint="delete it: npuenv then re-checks every step and records it again",
+            ) from exc
+        if data.get("format") != FORMAT:
+            raise NpuenvError(
+                f"{path} has state format {data.get('format')!r}, this npuenv reads format {FORMAT}",
+                hint="delete it (every step is re-checked) or use the npuenv version that wrote it",
+            )
+        return cls(path, data)
+
+    def record(self, step_id: str) -> Optional[dict]:
+        with self._lock:
+            rec = self._data["steps"].get(step_id)
+            return json.loads(json.dumps(rec)) if rec is not None else None
+
+    def resolved(self, step_id: str) -> dict:
+        rec = self.record(step_id)
+        return rec["resolved"] if rec else {}
+
+    def save_step(self, step_id: str, fingerprint: str, resolved: dict[str, Any], seconds: float) -> None:
+        entry = {"fingerprint": fingerprint, "resolved": resolved, "seconds": round(seconds, 3),
+                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        with self._lock:
+            self._data["steps"][step_id] = entry
+            write_atomic(self.path, json.dumps(self._data, indent=2, sort_keys=True) + "\n")
+
+    def set_meta(self, **meta: Any) -> None:
+        with self._lock:
+            self._data.update(meta)
+
+    def step_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._data["steps"])

@@ -1,0 +1,16 @@
+"""Step kinds: one module each, the same three verbs (fingerprint, check, apply)."""
+
+from .copy import CopyStep
+from .dirs import DirsStep
+from .env import EnvStep
+from .overlay import OverlayStep
+from .patch import PatchStep
+from .python import PythonStep
+from .repo import RepoStep
+from .wheel import WheelStep
+
+KINDS = {cls.kind: cls for cls in (PythonStep, RepoStep, CopyStep, PatchStep, OverlayStep, WheelStep,
+                                   EnvStep, DirsStep)}
+
+__all__ = ["KINDS", "CopyStep", "DirsStep", "EnvStep", "OverlayStep", "PatchStep", "PythonStep", "RepoStep",
+           "WheelStep"]

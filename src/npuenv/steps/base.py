@@ -1,0 +1,122 @@
+"""What every step kind shares: the context it runs in and the three verbs' contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Optional
+
+from ..errors import NpuenvError
+from ..state import State
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The answer of a step's check(): is its result there and intact, and if not, why."""
+
+    ok: bool
+    reason: str = ""
+
+
+OK = Checked(True)
+
+
+def missing(reason: str = "missing") -> Checked:
+    return Checked(False, reason)
+
+
+def drifted(reason: str) -> Checked:
+    return Checked(False, f"drifted: {reason}")
+
+
+@dataclass
+class Context:
+    """Everything a step may look at: built once per run, passed down, never global."""
+
+    root: Path
+    spec: Any  # npuenv.spec.Spec
+    wheels_dir: Path
+    env: dict[str, str]  # environment for subprocesses: CA variables, git mirrors, uv dirs
+    mirrors: Any  # npuenv.mirrors.Mirrors
+    ca_bundle: Path
+    uv: str
+    arch: str
+    state: State
+    python: Optional[str] = None  # an interpreter the user named
+    progress: Callable[[str, int, Optional[int]], None] = field(default=lambda *a: None)
+
+    @property
+    def home(self) -> Path:
+        """npuenv's own folder inside the workspace."""
+        return self.root / ".npuenv"
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+
+class Step:
+    """A unit of the plan. Subclasses set `kind` and `version` and implement the three verbs.
+
+    - fingerprint(ctx): JSON-able data that determines the result (the engine adds the kind, its version
+      and the fingerprints of the dependencies);
+    - check(ctx): a cheap look at the world;
+    - apply(ctx, log): do the work, idempotently; returns the facts it resolved (recorded in the state).
+    """
+
+    kind = "step"
+    version = 1
+
+    def __init__(self, name: str, deps: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.deps = tuple(deps)
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.name}" if self.name else self.kind
+
+    def fingerprint(self, ctx: Context) -> Any:
+        raise NotImplementedError
+
+    def check(self, ctx: Context) -> Checked:
+        raise NotImplementedError
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def hint(self, error: BaseException) -> str:
+        """A hint for a failure of this step that carries none."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} deps={list(self.deps)}>"
+
+
+def step_error(message: str, hint: str = "") -> NpuenvError:
+    return NpuenvError(message, hint)
+
+
+def is_inside(child: str, parent: str) -> bool:
+    """Is workspace path `child` inside (or equal to) `parent`? Both relative, normalised."""
+    child_parts = Path(child).parts
+    parent_parts = Path(parent).parts
+    return child_parts[: len(parent_parts)] == parent_parts
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a file or folder if it exists (leftovers of an interrupted run)."""
+    import shutil
+
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def fresh_tmp_sibling(path: Path) -> Path:
+    """Where work for `path` happens before the atomic rename: a hidden sibling on the same filesystem.
+
+    The workspace lock makes one run at a time, so a leftover of a killed run is simply removed.
+    """
+    tmp = path.parent / f".{path.name}.npuenv-tmp"
+    remove_tree(tmp)
+    return tmp

@@ -1,0 +1,65 @@
+"""copy:<name> — a folder copied out of a checkout (Megatron's megatron/ into MindSpeed-MM)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import NpuenvError
+from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing, remove_tree
+
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+def tree_digest(folder: Path) -> str:
+    """A hash over relative paths and contents of every file below `folder` (caches excluded)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if "__pycache__" in path.parts or path.suffix == ".pyc" or not path.is_file():
+            continue
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+class CopyStep(Step):
+    kind = "copy"
+    version = 1
+
+    def __init__(self, copy: Any, repo: Any, deps: tuple[str, ...] = ()) -> None:
+        super().__init__(copy.name, deps)
+        self.copy = copy
+        self.repo = repo
+
+    def fingerprint(self, ctx: Context) -> Any:
+        return {"repo": self.repo.name, "commit": self.repo.commit, "path": self.copy.path, "to": self.copy.to}
+
+    def check(self, ctx: Context) -> Checked:
+        target = ctx.path(self.copy.to)
+        if not target.is_dir():
+            return missing()
+        recorded = ctx.state.resolved(self.id).get("tree")
+        if recorded and tree_digest(target) != recorded:
+            return drifted(f"files in {self.copy.to} were changed")
+        return OK
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        source = ctx.path(self.repo.path) / self.copy.path
+        if not source.is_dir():
+            raise NpuenvError(f"{self.copy.path}/ is missing in {self.repo.name} at {self.repo.commit[:12]}",
+                              hint="check copies.{}.path in the spec".format(self.copy.name))
+        target = ctx.path(self.copy.to)
+        tmp = fresh_tmp_sibling(target)
+        shutil.copytree(source, tmp, ignore=IGNORED)
+        digest = tree_digest(tmp)
+        old = target.parent / f".{target.name}.npuenv-old"
+        remove_tree(old)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        remove_tree(old)
+        log.write(f"copied {source} -> {target}\n")
+        return {"tree": digest}

@@ -1,0 +1,29 @@
+"""dirs — the data folders training expects (logs, dataset, ckpt)."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from .base import OK, Checked, Context, Step, missing
+
+
+class DirsStep(Step):
+    kind = "dirs"
+    version = 1
+
+    def __init__(self, dirs: tuple[str, ...], deps: tuple[str, ...] = ()) -> None:
+        super().__init__("", deps)
+        self.dirs = dirs
+
+    def fingerprint(self, ctx: Context) -> Any:
+        return list(self.dirs)
+
+    def check(self, ctx: Context) -> Checked:
+        absent = [d for d in self.dirs if not ctx.path(d).is_dir()]
+        return missing("missing: " + ", ".join(absent)) if absent else OK
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        for folder in self.dirs:
+            ctx.path(folder).mkdir(parents=True, exist_ok=True)
+            log.write(f"ok {folder}\n")
+        return {"dirs": list(self.dirs)}

@@ -1,0 +1,152 @@
+"""env — the target env: a uv project that npuenv writes, synced into MindSpeed-MM's .venv.
+
+npuenv does not edit MindSpeed-MM's pyproject.toml (that would dirty the pinned checkout). It writes its
+own small project under .npuenv/target/ that depends on MindSpeed-MM and MindSpeed (editable path
+sources, so no workspace membership is inferred), the spec's packages, the requirements files the spec
+names, and the wheels from the wheelhouse; `uv sync` locks it and fills the venv. The uv.lock it leaves
+is the record of every resolved version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import NpuenvError
+from ..fetch import sha256_file
+from ..proc import run
+from ..state import write_atomic
+from .base import OK, Checked, Context, Step, drifted, missing
+
+# index settings from the box would silently change what gets installed: the spec names the index
+FOREIGN_INDEX_VARS = ("UV_INDEX", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
+
+
+def requirement_lines(text: str, source: str) -> list[str]:
+    """Requirement strings from a requirements.txt; options (-r, -e, --index-url) are refused."""
+    lines = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            raise NpuenvError(f"{source}:{number}: option lines are not supported: {line}",
+                              hint="list the requirement in env.packages of the spec instead")
+        lines.append(line)
+    return lines
+
+
+def toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def toml_list(values: list[str]) -> str:
+    return "[\n" + "".join(f"    {toml_str(v)},\n" for v in values) + "]"
+
+
+def relative(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path, start)).as_posix()
+
+
+class EnvStep(Step):
+    kind = "env"
+    version = 1
+
+    def __init__(self, spec: Any, deps: tuple[str, ...] = ()) -> None:
+        super().__init__("", deps)
+        self.spec = spec
+        self.env_spec = spec.env
+
+    def project_dir(self, ctx: Context) -> Path:
+        return ctx.home / "target"
+
+    def venv(self, ctx: Context) -> Path:
+        return ctx.path(self.env_spec.venv)
+
+    def fingerprint(self, ctx: Context) -> Any:
+        python = ctx.state.resolved("python")
+        return {"env": ctx.spec.fragment("env"), "python": self.spec.python, "index": self.spec.index,
+                "interpreter": [python.get("interpreter"), python.get("version")], "arch": ctx.arch}
+
+    def uv_env(self, ctx: Context) -> dict[str, str]:
+        env = {k: v for k, v in ctx.env.items() if k not in FOREIGN_INDEX_VARS}
+        env["UV_PROJECT_ENVIRONMENT"] = str(self.venv(ctx))
+        env["UV_NO_CONFIG"] = "1"
+        return env
+
+    def uv(self, ctx: Context, *args: str) -> list[str]:
+        interpreter = ctx.state.resolved("python").get("interpreter") or f"python{self.spec.python}"
+        return [ctx.uv, *args, "--project", str(self.project_dir(ctx)), "--python", interpreter]
+
+    def check(self, ctx: Context) -> Checked:
+        lock = self.project_dir(ctx) / "uv.lock"
+        if not (self.venv(ctx) / "bin" / "python").exists() or not lock.exists():
+            return missing()
+        if ctx.state.resolved(self.id).get("lock_sha256") not in (None, sha256_file(lock)):
+            return drifted("uv.lock was changed outside npuenv")
+        proc = run(self.uv(ctx, "sync", "--frozen", "--check"), env=self.uv_env(ctx), check=False)
+        if proc.returncode != 0:
+            return drifted("the target env differs from its lock")
+        return OK
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        project = self.project_dir(ctx)
+        text = self.pyproject(ctx)
+        path = project / "pyproject.toml"
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            write_atomic(path, text)
+            log.write(f"wrote {path}\n{text}\n")
+        run(self.uv(ctx, "sync"), env=self.uv_env(ctx), log=log,
+            hint="read the resolver's message above; a package missing from the index is the usual cause")
+        lock = project / "uv.lock"
+        return {"venv": str(self.venv(ctx)), "lock": str(lock), "lock_sha256": sha256_file(lock),
+                "packages": self._installed(ctx)}
+
+    def _installed(self, ctx: Context) -> dict[str, str]:
+        proc = run([ctx.uv, "pip", "list", "--format", "json", "--python", str(self.venv(ctx) / "bin" / "python")],
+                   env=self.uv_env(ctx))
+        return {p["name"]: p["version"] for p in json.loads(proc.stdout)}
+
+    def pyproject(self, ctx: Context) -> str:
+        """The target env's project file, generated from the spec (stable text: same spec, same file)."""
+        env, spec, project = self.env_spec, self.spec, self.project_dir(ctx)
+        local = [n for n in [env.project, *env.editable] if n]
+        deps = list(local)
+        for repo_name, filename in env.requirements:
+            source = ctx.path(spec.repos[repo_name].path) / filename
+            if not source.is_file():
+                raise NpuenvError(f"{filename} is missing in {repo_name} ({source})",
+                                  hint=f"check env.requirements in the spec against {repo_name}'s files")
+            deps += requirement_lines(source.read_text(encoding="utf-8"), str(source))
+        deps += list(env.packages)
+        sources = [f"{toml_str(n)} = {{ path = {toml_str(relative(ctx.path(spec.repos[n].path), project))}, "
+                   f"editable = true }}" for n in local]
+        for name in env.wheels:
+            wheel = spec.wheels[name]
+            deps.append(f"{wheel.package}=={wheel.version}")
+            filename = ctx.wheels_dir / wheel.files[ctx.arch].filename
+            sources.append(f"{toml_str(wheel.package)} = {{ path = {toml_str(relative(filename, project))} }}")
+        marker = f"sys_platform == 'linux' and platform_machine == '{ctx.arch}'"
+        return "\n".join([
+            "# Generated by npuenv from the spec " + spec.name + ". Do not edit: edit the spec.",
+            "[project]",
+            'name = "npuenv-target-env"',
+            'version = "0"',
+            f"requires-python = {toml_str('==' + spec.python + '.*')}",
+            f"dependencies = {toml_list(deps)}",
+            "",
+            "[tool.uv]",
+            "package = false",
+            f"environments = [{toml_str(marker)}]",
+            "",
+            "[tool.uv.sources]",
+            *sources,
+            "",
+            "[[tool.uv.index]]",
+            'name = "spec"',
+            f"url = {toml_str(ctx.mirrors.rewrite(spec.index))}",
+            "default = true",
+            "",
+        ])

@@ -1,0 +1,57 @@
+"""overlay:<name> — one file copied from a repo into another, verified by content hash."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import NpuenvError
+from ..fetch import sha256_file
+from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing
+
+
+class OverlayStep(Step):
+    kind = "overlay"
+    version = 1
+
+    def __init__(self, overlay: Any, source_repo: Any, target_repo: Any, deps: tuple[str, ...] = ()) -> None:
+        super().__init__(overlay.name, deps)
+        self.overlay = overlay
+        self.source_repo = source_repo
+        self.target_repo = target_repo
+
+    def source(self, ctx: Context) -> Path:
+        return ctx.path(self.source_repo.path) / self.overlay.from_path
+
+    def target(self, ctx: Context) -> Path:
+        return ctx.path(self.target_repo.path) / self.overlay.to_path
+
+    def fingerprint(self, ctx: Context) -> Any:
+        return {"from": [self.source_repo.commit, self.overlay.from_path],
+                "to": [self.target_repo.commit, self.overlay.to_path]}
+
+    def check(self, ctx: Context) -> Checked:
+        source, target = self.source(ctx), self.target(ctx)
+        if not target.is_file() or not source.is_file():
+            return missing()
+        if sha256_file(source) != sha256_file(target):
+            return drifted(f"{self.overlay.to_path} differs from {self.overlay.from_path}")
+        return OK
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        source, target = self.source(ctx), self.target(ctx)
+        if not source.is_file():
+            raise NpuenvError(
+                f"overlay source {self.overlay.from_path} is missing in {self.source_repo.name} at "
+                f"{self.source_repo.commit[:12]}",
+                hint="upstream moved or deleted the file: pin a commit that has it",
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = fresh_tmp_sibling(target)
+        shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+        log.write(f"copied {source} -> {target}\n")
+        digest = sha256_file(target)
+        return {"sha256": digest, "files": {self.overlay.to_path: digest}}

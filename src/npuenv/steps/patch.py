@@ -1,0 +1,54 @@
+"""patch:<name> — a unified diff from patches/ applied to a checkout, detected when already applied."""
+
+from __future__ import annotations
+
+from typing import IO, Any, Optional
+
+from .. import git
+from ..errors import PatchError
+from ..fetch import sha256_file
+from .base import OK, Checked, Context, Step, missing
+
+# zero-context hunks are allowed: some patches only know the exact lines they change
+APPLY = ["apply", "--unidiff-zero", "--whitespace=nowarn"]
+
+
+class PatchStep(Step):
+    kind = "patch"
+    version = 1
+
+    def __init__(self, patch: Any, repo: Any, deps: tuple[str, ...] = ()) -> None:
+        super().__init__(patch.name, deps)
+        self.patch = patch
+        self.repo = repo
+
+    def fingerprint(self, ctx: Context) -> Any:
+        return {"repo": self.repo.name, "commit": self.repo.commit, "sha256": sha256_file(self.patch.file)}
+
+    def _git_apply(self, ctx: Context, *extra: str, log: Optional[IO[str]] = None, check: bool = False):
+        return git.git([*APPLY, *extra, str(self.patch.file)], cwd=ctx.path(self.repo.path), env=ctx.env,
+                       log=log, check=check)
+
+    def check(self, ctx: Context) -> Checked:
+        if self._git_apply(ctx, "--reverse", "--check").returncode == 0:
+            return OK
+        return missing("not applied")
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        if self._git_apply(ctx, "--reverse", "--check").returncode != 0:
+            probe = self._git_apply(ctx, "--check")
+            if probe.returncode != 0:
+                raise PatchError(
+                    f"upstream changed: {self.patch.file.name} no longer applies to {self.repo.name} at "
+                    f"{self.repo.commit[:12]}\n{probe.stdout}{probe.stderr}".rstrip(),
+                    hint=f"refresh the patch against {self.repo.path}, or pin the commit it was made for",
+                )
+            self._git_apply(ctx, log=log, check=True)
+        return {"sha256": sha256_file(self.patch.file), "files": self._files(ctx)}
+
+    def _files(self, ctx: Context) -> dict[str, str]:
+        """The patched files and their content hashes, so the repo step can tell our changes from others'."""
+        numstat = self._git_apply(ctx, "--numstat", "--reverse").stdout
+        names = [line.split("\t")[-1] for line in numstat.splitlines() if line.strip()]
+        root = ctx.path(self.repo.path)
+        return {name: sha256_file(root / name) for name in names if (root / name).is_file()}

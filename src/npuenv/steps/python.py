@@ -1,0 +1,67 @@
+"""python — a CPython of the spec's version for the target env (found, or installed by uv)."""
+
+from __future__ import annotations
+
+import os
+from typing import IO, Any, Optional
+
+from .. import pythons
+from ..errors import NpuenvError
+from .base import OK, Checked, Context, Step, drifted, missing
+
+
+class PythonStep(Step):
+    kind = "python"
+    version = 1
+
+    def __init__(self, version: str) -> None:
+        super().__init__("")
+        self.want = version
+
+    def fingerprint(self, ctx: Context) -> Any:
+        return {"version": self.want, "requested": ctx.python}
+
+    def check(self, ctx: Context) -> Checked:
+        recorded = ctx.state.resolved(self.id).get("interpreter")
+        if not recorded:
+            return missing()
+        if not os.access(recorded, os.X_OK):
+            return drifted(f"{recorded} is gone")
+        return OK
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        if ctx.python:
+            facts = pythons.probe(ctx.python)
+            if not pythons.matches(facts, self.want):
+                found = facts["version"] if facts else "does not run"
+                raise NpuenvError(f"--python {ctx.python}: wanted CPython {self.want}, found {found}",
+                                  hint=f"pass the path of a python{self.want} interpreter")
+            return self._found(facts, "given", log)
+        for how, candidate in self._candidates(ctx):
+            facts = pythons.probe(candidate)
+            log.write(f"{how}: {candidate}: {facts and facts['version']}\n")
+            if pythons.matches(facts, self.want):
+                return self._found(facts, how, log)
+        interpreter, said = pythons.uv_install(ctx.uv, self.want, ctx.env)
+        log.write(said + "\n")
+        facts = pythons.probe(interpreter) if interpreter else None
+        if pythons.matches(facts, self.want):
+            return self._found(facts, "installed by uv", log)
+        raise NpuenvError(
+            f"no CPython {self.want} found, and uv could not install one (offline, or its download is blocked)",
+            hint=f"install Python {self.want} (e.g. `conda create -p /home/ma-user/work/py{self.want} "
+                 f"python={self.want}`) and pass --python /path/to/python{self.want}; or set a mirror for "
+                 "uv's Python downloads (UV_PYTHON_INSTALL_MIRROR)",
+        )
+
+    def _candidates(self, ctx: Context):
+        found = pythons.uv_find(ctx.uv, self.want, ctx.env)
+        if found:
+            yield "uv python find", found
+        for path in pythons.known_locations(self.want, ctx.env):
+            yield "known location", path
+
+    def _found(self, facts: Optional[dict], how: str, log: IO[str]) -> dict[str, Any]:
+        log.write(f"using {facts['executable']} (CPython {facts['version']}, {how})\n")
+        return {"interpreter": facts["executable"], "version": facts["version"], "machine": facts["machine"],
+                "how": how}

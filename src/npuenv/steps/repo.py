@@ -1,0 +1,116 @@
+"""repo:<name> — a git checkout at the pinned commit, cloned atomically, never clobbered silently."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from .. import git
+from ..errors import GitError
+from ..fetch import sha256_file
+from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing
+
+
+class RepoStep(Step):
+    kind = "repo"
+    version = 1
+
+    def __init__(self, repo: Any, deps: tuple[str, ...] = (), owned_by: tuple[str, ...] = ()) -> None:
+        super().__init__(repo.name, deps)
+        self.repo = repo
+        self.owned_by = owned_by  # ids of steps that legitimately change files in this checkout
+
+    def url(self, ctx: Context) -> str:
+        return ctx.mirrors.rewrite(self.repo.url)
+
+    def fingerprint(self, ctx: Context) -> Any:
+        return {"url": self.repo.url, "commit": self.repo.commit, "path": self.repo.path,
+                "submodules": self.repo.submodules}
+
+    def check(self, ctx: Context) -> Checked:
+        path = ctx.path(self.repo.path)
+        if not git.is_checkout(path):
+            return missing()
+        found = git.head(path, ctx.env)
+        if found != self.repo.commit:
+            return drifted(f"{self.repo.path} is at {str(found)[:12]}, the spec pins {self.repo.commit[:12]}")
+        return OK
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        path = ctx.path(self.repo.path)
+        if git.is_checkout(path):
+            self._move(ctx, path, log)
+        elif path.exists() and any(path.iterdir()):
+            raise GitError(f"{path} exists and is not a git checkout",
+                           hint="move it away (npuenv never deletes what it did not make) and run again")
+        else:
+            self._clone(ctx, path, log)
+        return {"commit": self.repo.commit, "url": self.url(ctx), **self._verify_ref(ctx, path, log)}
+
+    def _clone(self, ctx: Context, path: Path, log: IO[str]) -> None:
+        tmp = fresh_tmp_sibling(path)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        git.git(["init", "-q", str(tmp)], env=ctx.env, log=log)
+        git.git(["remote", "add", "origin", self.url(ctx)], cwd=tmp, env=ctx.env, log=log)
+        git.fetch_commit(tmp, self.repo.commit, ctx.env, log)
+        git.git(["checkout", "-q", "--detach", self.repo.commit], cwd=tmp, env=ctx.env, log=log)
+        self._submodules(ctx, tmp, log)
+        if path.exists():
+            path.rmdir()  # an empty folder the user made
+        os.replace(tmp, path)
+
+    def _move(self, ctx: Context, path: Path, log: IO[str]) -> None:
+        if git.head(path, ctx.env) == self.repo.commit:
+            self._submodules(ctx, path, log)
+            return
+        changed = git.changed_files(path, ctx.env)
+        foreign = [f for f in changed if not self._ours(ctx, path, f)]
+        if foreign:
+            listing = "\n".join(f"  {f}" for f in foreign[:20])
+            raise GitError(
+                f"{path} has local changes npuenv did not make, so it will not move it to "
+                f"{self.repo.commit[:12]}:\n{listing}",
+                hint=f"commit or stash them (git -C {path} stash), or move the folder away, then run again",
+            )
+        if not git.has_commit(path, self.repo.commit, ctx.env):
+            git.fetch_commit(path, self.repo.commit, ctx.env, log)
+        # only npuenv's own patches and overlays are discarded here; their steps re-apply them
+        flag = ["--force"] if changed else []
+        git.git(["checkout", "-q", *flag, "--detach", self.repo.commit], cwd=path, env=ctx.env, log=log)
+        self._submodules(ctx, path, log)
+
+    def _ours(self, ctx: Context, path: Path, relative: str) -> bool:
+        """A changed file is ours when a patch or overlay step recorded exactly its current content."""
+        target = path / relative
+        if not target.is_file():
+            return False
+        digest = sha256_file(target)
+        for step_id in self.owned_by:
+            if ctx.state.resolved(step_id).get("files", {}).get(relative) == digest:
+                return True
+        return False
+
+    def _submodules(self, ctx: Context, path: Path, log: IO[str]) -> None:
+        if self.repo.submodules:
+            git.git(["submodule", "update", "--init", "--recursive", "--depth", "1"],
+                    cwd=path, env=ctx.env, log=log)
+
+    def _verify_ref(self, ctx: Context, path: Path, log: IO[str]) -> dict[str, Any]:
+        """The human-readable ref, checked against the pin: a moved tag is an error, a moved branch a note."""
+        ref = self.repo.ref
+        if not ref:
+            return {}
+        proc = git.git(["ls-remote", "origin", ref], cwd=path, env=ctx.env, log=None)
+        refs = git.parse_ls_remote(proc.stdout)
+        found = git.ref_commit(refs, ref)
+        tag = f"refs/tags/{ref}" in refs
+        log.write(f"ref {ref} -> {found}\n")
+        if found == self.repo.commit:
+            return {"ref": ref, "ref_matches": True}
+        if tag:
+            raise GitError(f"tag {ref} of {self.repo.url} points at {found}, the spec pins {self.repo.commit}",
+                           hint="a tag moved upstream: check which commit you want and pin it")
+        note = f"ref {ref} now points at {found or 'nothing'}; the pinned commit is checked out"
+        log.write(note + "\n")
+        return {"ref": ref, "ref_matches": False, "ref_note": note}

@@ -1,0 +1,75 @@
+"""wheel:<name> — a pinned wheel downloaded into the wheelhouse, sha256-verified (torch_npu)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import NpuenvError
+from ..fetch import download, find_in_index, sha256_file
+from .base import OK, Checked, Context, Step, drifted, missing
+
+
+class WheelStep(Step):
+    kind = "wheel"
+    version = 1
+
+    def __init__(self, wheel: Any, deps: tuple[str, ...] = ()) -> None:
+        super().__init__(wheel.name, deps)
+        self.wheel = wheel
+
+    def file(self, ctx: Context) -> Any:
+        entry = self.wheel.files.get(ctx.arch)
+        if entry is None:
+            raise NpuenvError(
+                f"the spec has no {self.wheel.name} wheel for {ctx.arch} "
+                f"(it has: {', '.join(self.wheel.files) or 'none'})",
+                hint=f"add wheels.{self.wheel.name}.files.{ctx.arch} with filename and sha256 to the spec",
+            )
+        return entry
+
+    def dest(self, ctx: Context) -> Path:
+        return ctx.wheels_dir / self.file(ctx).filename
+
+    def fingerprint(self, ctx: Context) -> Any:
+        entry = self.file(ctx)
+        return {"package": self.wheel.package, "version": self.wheel.version, "source": self.wheel.source,
+                "filename": entry.filename, "sha256": entry.sha256, "url": entry.url}
+
+    def check(self, ctx: Context) -> Checked:
+        dest = self.dest(ctx)
+        if not dest.is_file():
+            return missing()
+        stat = dest.stat()
+        seen = ctx.state.resolved(self.id)
+        # hashing a 100 MB wheel on every run is slow: trust an unchanged file we verified before
+        if seen.get("size") == stat.st_size and seen.get("mtime_ns") == stat.st_mtime_ns:
+            return OK
+        if sha256_file(dest) != self.file(ctx).sha256:
+            return drifted(f"{dest.name} does not match its sha256")
+        return OK
+
+    def url(self, ctx: Context) -> str:
+        entry = self.file(ctx)
+        if self.wheel.source == "url":
+            return ctx.mirrors.rewrite(entry.url)
+        index = ctx.mirrors.rewrite(ctx.spec.index)
+        return find_in_index(index, self.wheel.package, entry.filename, ca_bundle=ctx.ca_bundle)
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        entry = self.file(ctx)
+        dest = self.dest(ctx)
+        if dest.is_file() and sha256_file(dest) != entry.sha256:
+            log.write(f"{dest} has the wrong sha256: removing it\n")
+            dest.unlink()
+        url = None
+        if not dest.is_file():
+            url = self.url(ctx)
+            log.write(f"downloading {url}\n")
+            ctx.wheels_dir.mkdir(parents=True, exist_ok=True)
+            download(url, dest, entry.sha256, ca_bundle=ctx.ca_bundle,
+                     progress=lambda done, total: ctx.progress(self.id, done, total))
+        stat = dest.stat()
+        log.write(f"{dest} sha256 {entry.sha256} ok\n")
+        return {"file": str(dest), "sha256": entry.sha256, "url": url, "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns}
