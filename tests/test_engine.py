@@ -166,9 +166,10 @@ def test_lock_refuses_a_second_holder_and_can_wait(tmp_path):
                 pass
         assert "--wait" in info.value.hint
         waited = []
+        began = time.monotonic()
         with workspace_lock(lock, wait=True, on_wait=waited.append):
-            assert holder.poll() is not None  # we got it only after the holder exited
-        assert waited
+            assert time.monotonic() - began > 0.5  # we got it only when the holder let go
+        assert waited == ["pid test"]
     finally:
         holder.kill()
         holder.wait()
