@@ -231,7 +231,8 @@ class Engine:
                 log.write(f"# {step.id}: {decision.reason}\n")
                 log.flush()
                 try:
-                    resolved = step.apply(self.ctx, log)
+                    resolved = step.apply(self.ctx, log) or {}
+                    self.ctx.state.stage(step.id, resolved)
                     after = step.check(self.ctx)
                     if not after.ok:
                         raise NpuenvError(
@@ -239,10 +240,11 @@ class Engine:
                             hint="this is a bug in npuenv or something changed the workspace meanwhile",
                         )
                 except BaseException as exc:
+                    self.ctx.state.stage(step.id, None)
                     log.write(_describe(exc))
                     raise
             seconds = time.monotonic() - began
-            self.ctx.state.save_step(step.id, self.fingerprint(step), resolved or {}, seconds)
+            self.ctx.state.save_step(step.id, self.fingerprint(step), resolved, seconds)
             return Outcome(step.id, "done", decision.reason, seconds, log=log_path)
         except Exception as exc:  # reported by the caller, with the log
             return Outcome(step.id, "failed", _first_line(exc), time.monotonic() - began,

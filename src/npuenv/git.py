@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Optional
+from urllib.parse import urlsplit
 
 from .errors import GitError
 from .proc import CommandFailed, run
@@ -73,13 +74,44 @@ def ref_commit(refs: dict[str, str], ref: str) -> Optional[str]:
     return None
 
 
+def explain(output: str, url: str) -> Optional[GitError]:
+    """A user-facing error for the network failures git reports in `output`, or None."""
+    host = urlsplit(url).netloc or url
+    if "certificate" in output.lower() or "SSL" in output:
+        return GitError(f"certificate verify failed for {host} (git: {_first_match(output, 'SSL')})",
+                        hint="pass the CA that signs it with --ca-bundle FILE (or NPUENV_CA_BUNDLE)")
+    for needle in ("Could not resolve host", "Failed to connect", "Connection refused", "Connection timed out",
+                   "Could not connect"):
+        if needle in output:
+            return GitError(f"cannot reach {host} ({needle.lower()})",
+                            hint=f"set a mirror: NPUENV_MIRRORS='{_prefix(url)}=https://your-mirror/...'")
+    return None
+
+
+def _prefix(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+def _first_match(output: str, needle: str) -> str:
+    return next((line.strip() for line in output.splitlines() if needle in line), output.strip()[:200])
+
+
+def remote_url(path: Path, env: Mapping[str, str]) -> str:
+    return git(["remote", "get-url", "origin"], cwd=path, env=env).stdout.strip()
+
+
 def fetch_commit(path: Path, commit: str, env: Mapping[str, str], log: IO[str]) -> None:
     """Fetch one commit: shallow by sha (protocol v2), else a full fetch (dumb HTTP, old servers)."""
     try:
         git(["fetch", "--depth", "1", "origin", commit], cwd=path, env=env, log=log)
     except CommandFailed:
         log.write("shallow fetch by sha failed; fetching everything\n")
-        git(["fetch", "--tags", "origin"], cwd=path, env=env, log=log)
+        proc = git(["fetch", "--tags", "origin"], cwd=path, env=env, check=False)
+        log.write(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise explain(proc.stdout + proc.stderr, remote_url(path, env)) or CommandFailed(
+                ["git", "fetch", "--tags", "origin"], proc.returncode, proc.stdout + proc.stderr)
     if not has_commit(path, commit, env):
         raise GitError(f"commit {commit} is not on the remote of {path}",
                        hint="check the commit in the spec, or the mirror serves an outdated copy")

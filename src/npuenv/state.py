@@ -40,6 +40,7 @@ class State:
         self.path = path
         self._data = data or {"format": FORMAT, "steps": {}}
         self._lock = threading.Lock()
+        self._staged: dict[str, dict] = {}  # facts of an applied step whose re-check has not passed yet
 
     @classmethod
     def load(cls, path: Path) -> "State":
@@ -65,13 +66,26 @@ class State:
             return json.loads(json.dumps(rec)) if rec is not None else None
 
     def resolved(self, step_id: str) -> dict:
+        """What a step resolved: its staged facts while it is being verified, else its record's."""
+        with self._lock:
+            if step_id in self._staged:
+                return json.loads(json.dumps(self._staged[step_id]))
         rec = self.record(step_id)
         return rec["resolved"] if rec else {}
+
+    def stage(self, step_id: str, resolved: Optional[dict[str, Any]]) -> None:
+        """Make fresh facts visible to the step's own re-check, in memory only (None: drop them)."""
+        with self._lock:
+            if resolved is None:
+                self._staged.pop(step_id, None)
+            else:
+                self._staged[step_id] = resolved
 
     def save_step(self, step_id: str, fingerprint: str, resolved: dict[str, Any], seconds: float) -> None:
         entry = {"fingerprint": fingerprint, "resolved": resolved, "seconds": round(seconds, 3),
                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         with self._lock:
+            self._staged.pop(step_id, None)
             self._data["steps"][step_id] = entry
             write_atomic(self.path, json.dumps(self._data, indent=2, sort_keys=True) + "\n")
 

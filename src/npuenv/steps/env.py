@@ -22,6 +22,8 @@ from .base import OK, Checked, Context, Step, drifted, missing
 
 # index settings from the box would silently change what gets installed: the spec names the index
 FOREIGN_INDEX_VARS = ("UV_INDEX", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
+# the tool env's own virtualenv, when npuenv runs under `uv run`, is not the target
+FOREIGN_VARS = (*FOREIGN_INDEX_VARS, "VIRTUAL_ENV")
 
 
 def requirement_lines(text: str, source: str) -> list[str]:
@@ -71,9 +73,8 @@ class EnvStep(Step):
                 "interpreter": [python.get("interpreter"), python.get("version")], "arch": ctx.arch}
 
     def uv_env(self, ctx: Context) -> dict[str, str]:
-        env = {k: v for k, v in ctx.env.items() if k not in FOREIGN_INDEX_VARS}
+        env = {k: v for k, v in ctx.env.items() if k not in FOREIGN_VARS}
         env["UV_PROJECT_ENVIRONMENT"] = str(self.venv(ctx))
-        env["UV_NO_CONFIG"] = "1"
         return env
 
     def uv(self, ctx: Context, *args: str) -> list[str]:
@@ -86,6 +87,8 @@ class EnvStep(Step):
             return missing()
         if ctx.state.resolved(self.id).get("lock_sha256") not in (None, sha256_file(lock)):
             return drifted("uv.lock was changed outside npuenv")
+        if (self.project_dir(ctx) / "pyproject.toml").read_text(encoding="utf-8") != self.pyproject(ctx):
+            return drifted("the target env's requirements changed")
         proc = run(self.uv(ctx, "sync", "--frozen", "--check"), env=self.uv_env(ctx), check=False)
         if proc.returncode != 0:
             return drifted("the target env differs from its lock")
@@ -121,6 +124,7 @@ class EnvStep(Step):
                                   hint=f"check env.requirements in the spec against {repo_name}'s files")
             deps += requirement_lines(source.read_text(encoding="utf-8"), str(source))
         deps += list(env.packages)
+        deps = list(dict.fromkeys(deps))  # requirements.txt and the spec may name the same package
         sources = [f"{toml_str(n)} = {{ path = {toml_str(relative(ctx.path(spec.repos[n].path), project))}, "
                    f"editable = true }}" for n in local]
         for name in env.wheels:

@@ -1,0 +1,125 @@
+"""Pytest fixtures of the hermetic world.
+
+``world`` (session): a CA, the synthetic upstream repos, the wheels and an HTTPS server serving them.
+``fresh_upstream`` (function): the same world, with the upstream repos rebuilt pristine afterwards
+(use it in tests that call ``add_commit``). Load with ``pytest_plugins = ["tests.world.fixtures"]``
+or ``from tests.world.fixtures import *`` in a conftest.
+
+PYTEST_DONT_REWRITE: this module has no asserts; the marker keeps pytest quiet when a conftest
+imports it before ``pytest_plugins`` names it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+import pytest
+
+from tests.world.ca import make_ca
+from tests.world.server import WorldServer, sha256_file
+from tests.world.upstream import REPOS, Upstreams, build_upstreams
+from tests.world.wheels import build_stand_in_wheels, fetch_real_wheels, find_python, torch_npu_filename
+
+__all__ = ["TRUST_VARIABLES", "World", "build_world", "clean_env", "fresh_upstream", "world"]
+
+TRUST_VARIABLES = (
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT",
+)
+
+
+def clean_env() -> Dict[str, str]:
+    """A copy of os.environ without the machine's preset CA variables."""
+    return {k: v for k, v in os.environ.items() if k not in TRUST_VARIABLES}
+
+
+@dataclass
+class World:
+    """Everything a test needs to reach the hermetic world."""
+
+    url: str
+    ca_pem: Path
+    server: WorldServer
+    docroot: Path
+    upstreams: Upstreams
+    wheel_sha256: Dict[str, str]
+    torch_npu_file: str
+    python310: Optional[Path]
+    commits: Dict[str, str] = field(init=False)
+    mirrors: Dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.commits = dict(self.upstreams.pins)
+        self.mirrors = {
+            "https://gitee.com/": f"{self.url}/git/gitee.com/",
+            "https://github.com/": f"{self.url}/git/github.com/",
+            "https://pypi.org/simple": f"{self.url}/simple",
+        }
+
+    def clean_env(self) -> Dict[str, str]:
+        """A copy of os.environ without the machine's CA variables (``TRUST_VARIABLES``)."""
+        return clean_env()
+
+    def trusted_env(self) -> Dict[str, str]:
+        """``clean_env()`` with every client's CA variable pointing at the world's CA only."""
+        env = clean_env()
+        env.update({name: str(self.ca_pem) for name in TRUST_VARIABLES if name != "SSL_CERT_DIR"})
+        return env
+
+    def git_mirror_env(self) -> Dict[str, str]:
+        """GIT_CONFIG_COUNT/KEY/VALUE entries that send github.com and gitee.com to the world."""
+        rules = [(new, old) for old, new in self.mirrors.items() if "/git/" in new]
+        env = {"GIT_CONFIG_COUNT": str(len(rules))}
+        for index, (new, old) in enumerate(rules):
+            env[f"GIT_CONFIG_KEY_{index}"] = f"url.{new}.insteadOf"
+            env[f"GIT_CONFIG_VALUE_{index}"] = old
+        return env
+
+    def repo_url(self, name: str) -> str:
+        """The world URL of an upstream repo by short name (``mindspeed-mm``, ``mindspeed``, ``megatron``)."""
+        return f"{self.url}/git/{REPOS[name]}"
+
+    def reset_upstreams(self) -> None:
+        """Rebuild the upstream repos pristine (same shas: the builds are deterministic)."""
+        self.upstreams = build_upstreams(self.server.git_root)
+
+
+def build_world(root: Path, wheel_cache: Path) -> World:
+    """Make the CA, repos and wheels under ``root`` and start the server (caller stops it)."""
+    ca = make_ca(root / "ca")
+    docroot = root / "docroot"
+    upstreams = build_upstreams(docroot / "git")
+    wheels_dir = docroot / "files" / "wheels"
+    shas = build_stand_in_wheels(wheels_dir)
+    for wheel in fetch_real_wheels(wheel_cache):
+        shutil.copy2(wheel, wheels_dir / wheel.name)
+        shas[wheel.name] = sha256_file(wheel)
+    server = WorldServer(docroot, ca.server_context()).start()
+    return World(url=server.url, ca_pem=ca.ca_pem, server=server, docroot=docroot, upstreams=upstreams,
+                 wheel_sha256=shas, torch_npu_file=torch_npu_filename(), python310=find_python("3.10"))
+
+
+@pytest.fixture(scope="session")
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The session's hermetic world (real wheels cached in pytest's cache dir, so reruns are offline)."""
+    cache = request.config.cache
+    wheel_cache = Path(cache.mkdir("npuenv-world-wheels")) if cache else tmp_path_factory.mktemp("wheels")
+    built = build_world(tmp_path_factory.mktemp("world"), wheel_cache)
+    try:
+        yield built
+    finally:
+        built.server.stop()
+
+
+@pytest.fixture
+def fresh_upstream(world: World) -> Iterator[World]:
+    """The world, restored afterwards: upstream repos rebuilt, faults and the request log cleared."""
+    try:
+        yield world
+    finally:
+        world.reset_upstreams()
+        world.server.clear_faults()
+        world.server.clear_requests()
