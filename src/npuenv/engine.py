@@ -11,7 +11,7 @@ import json
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -24,6 +24,7 @@ from .steps.base import Context, Step
 class Decision:
     run: bool
     reason: str
+    detail: str = ""  # what the step pins, for the plan
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Engine:
                 decision = self._safe_decide(step, forced)
             if decision.run:
                 would_run.add(step.id)
-            decisions.append((step.id, decision))
+            decisions.append((step.id, replace(decision, detail=step.describe(self.ctx))))
         return decisions
 
     def _safe_decide(self, step: Step, forced: set[str]) -> Decision:

@@ -50,6 +50,8 @@ class Console:
         for step_id, decision in decisions:
             verb = "run " if decision.run else "skip"
             self.line(f"  {verb}  {step_id:<{width}}  {decision.reason}")
+            if decision.detail:
+                self.line(f"        {'':<{width}}  {decision.detail}")
         count = sum(d.run for _, d in decisions)
         self.line(f"{count} of {len(decisions)} steps would run")
 

@@ -83,6 +83,10 @@ class Step:
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def describe(self, ctx: Context) -> str:
+        """One line for the plan: what this step pins."""
+        return ""
+
     def hint(self, error: BaseException) -> str:
         """A hint for a failure of this step that carries none."""
         return ""

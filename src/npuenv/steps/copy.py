@@ -34,6 +34,9 @@ class CopyStep(Step):
         self.copy = copy
         self.repo = repo
 
+    def describe(self, ctx: Context) -> str:
+        return f"{self.repo.path}/{self.copy.path}/ -> {self.copy.to}/"
+
     def fingerprint(self, ctx: Context) -> Any:
         return {"repo": self.repo.name, "commit": self.repo.commit, "path": self.copy.path, "to": self.copy.to}
 

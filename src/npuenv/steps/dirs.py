@@ -15,6 +15,9 @@ class DirsStep(Step):
         super().__init__("", deps)
         self.dirs = dirs
 
+    def describe(self, ctx: Context) -> str:
+        return ", ".join(self.dirs)
+
     def fingerprint(self, ctx: Context) -> Any:
         return list(self.dirs)
 

@@ -67,6 +67,10 @@ class EnvStep(Step):
     def venv(self, ctx: Context) -> Path:
         return ctx.path(self.env_spec.venv)
 
+    def describe(self, ctx: Context) -> str:
+        return f"{self.env_spec.venv}: " + ", ".join(
+            [*(n for n in [self.env_spec.project, *self.env_spec.editable] if n), *self.env_spec.packages])
+
     def fingerprint(self, ctx: Context) -> Any:
         python = ctx.state.resolved("python")
         return {"env": ctx.spec.fragment("env"), "python": self.spec.python, "index": self.spec.index,

@@ -28,6 +28,10 @@ class OverlayStep(Step):
     def target(self, ctx: Context) -> Path:
         return ctx.path(self.target_repo.path) / self.overlay.to_path
 
+    def describe(self, ctx: Context) -> str:
+        return (f"{self.source_repo.path}/{self.overlay.from_path} -> "
+                f"{self.target_repo.path}/{self.overlay.to_path}")
+
     def fingerprint(self, ctx: Context) -> Any:
         return {"from": [self.source_repo.commit, self.overlay.from_path],
                 "to": [self.target_repo.commit, self.overlay.to_path]}

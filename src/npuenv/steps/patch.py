@@ -22,6 +22,9 @@ class PatchStep(Step):
         self.patch = patch
         self.repo = repo
 
+    def describe(self, ctx: Context) -> str:
+        return f"{self.patch.file.name} on {self.repo.path}"
+
     def fingerprint(self, ctx: Context) -> Any:
         return {"repo": self.repo.name, "commit": self.repo.commit, "sha256": sha256_file(self.patch.file)}
 

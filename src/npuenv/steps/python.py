@@ -18,6 +18,9 @@ class PythonStep(Step):
         super().__init__("")
         self.want = version
 
+    def describe(self, ctx: Context) -> str:
+        return f"CPython {self.want}" + (f" at {ctx.python}" if ctx.python else "")
+
     def fingerprint(self, ctx: Context) -> Any:
         return {"version": self.want, "requested": ctx.python}
 

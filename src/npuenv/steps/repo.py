@@ -24,6 +24,10 @@ class RepoStep(Step):
     def url(self, ctx: Context) -> str:
         return ctx.mirrors.rewrite(self.repo.url)
 
+    def describe(self, ctx: Context) -> str:
+        ref = f" ({self.repo.ref})" if self.repo.ref else ""
+        return f"{self.repo.path} @ {self.repo.commit}{ref} from {self.url(ctx)}"
+
     def fingerprint(self, ctx: Context) -> Any:
         return {"url": self.repo.url, "commit": self.repo.commit, "path": self.repo.path,
                 "submodules": self.repo.submodules}

@@ -31,6 +31,12 @@ class WheelStep(Step):
     def dest(self, ctx: Context) -> Path:
         return ctx.wheels_dir / self.file(ctx).filename
 
+    def describe(self, ctx: Context) -> str:
+        entry = self.wheel.files.get(ctx.arch)
+        if entry is None:
+            return f"{self.wheel.package}=={self.wheel.version}: no file for {ctx.arch}"
+        return f"{entry.filename} sha256 {entry.sha256} ({self.wheel.source})"
+
     def fingerprint(self, ctx: Context) -> Any:
         entry = self.file(ctx)
         return {"package": self.wheel.package, "version": self.wheel.version, "source": self.wheel.source,
