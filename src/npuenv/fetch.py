@@ -21,6 +21,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 import requests
 import urllib3
 
+from .digest import sha256_file
 from .errors import FetchError
 
 _CHUNK = 1 << 16
@@ -51,15 +52,6 @@ class _Options:
     retries: int
     backoff: float
     progress: Optional[ProgressFn] = None
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _host(url: str) -> str:

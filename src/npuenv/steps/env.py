@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import NpuenvError
-from ..fetch import sha256_file
+from ..digest import sha256_file
 from ..proc import run
 from ..state import write_atomic
 from .base import OK, Checked, Context, Step, drifted, missing

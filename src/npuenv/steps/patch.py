@@ -6,7 +6,7 @@ from typing import IO, Any, Optional
 
 from .. import git
 from ..errors import PatchError
-from ..fetch import sha256_file
+from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, missing
 
 # zero-context hunks are allowed: some patches only know the exact lines they change

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 from .. import git
 from ..errors import GitError
-from ..fetch import sha256_file
+from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing
 
 

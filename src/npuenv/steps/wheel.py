@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import NpuenvError
-from ..fetch import download, find_in_index, sha256_file
+from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, drifted, missing
 
 
@@ -59,6 +59,8 @@ class WheelStep(Step):
         entry = self.file(ctx)
         if self.wheel.source == "url":
             return ctx.mirrors.rewrite(entry.url)
+        from ..fetch import find_in_index  # requests is slow to import: only when downloading
+
         index = ctx.mirrors.rewrite(ctx.spec.index)
         return find_in_index(index, self.wheel.package, entry.filename, ca_bundle=ctx.ca_bundle)
 
@@ -73,6 +75,8 @@ class WheelStep(Step):
             url = self.url(ctx)
             log.write(f"downloading {url}\n")
             ctx.wheels_dir.mkdir(parents=True, exist_ok=True)
+            from ..fetch import download
+
             download(url, dest, entry.sha256, ca_bundle=ctx.ca_bundle,
                      progress=lambda done, total: ctx.progress(self.id, done, total))
         stat = dest.stat()
