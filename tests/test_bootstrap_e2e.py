@@ -20,25 +20,12 @@ import pytest
 from tests.world.upstream import REPOS, add_commit
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO / "env_specs" / "mindspeed-mm-internvl2.5.yaml"
 
 pytestmark = pytest.mark.slow
 
 
 def world_spec(world, path: Path, **override) -> Path:
-    """A spec that extends the default and points it at the world through mirrors."""
-    arch = os.uname().machine
-    data = {
-        "extends": str(DEFAULT_SPEC),
-        "mirrors": dict(world.mirrors),
-        "repos": {name: {"commit": sha} for name, sha in world.commits.items()},
-        "wheels": {"torch_npu": {"files": {arch: {
-            "filename": world.torch_npu_file, "sha256": world.wheel_sha256[world.torch_npu_file]}}}},
-    }
-    for key, value in override.items():
-        data[key] = value
-    path.write_text(json.dumps(data, indent=2))  # JSON is YAML
-    return path
+    return world.write_spec(path, **override)
 
 
 def bootstrap(world, tmp_path: Path, *args: str, ca: bool = True, env=None, spec=None, popen=False):

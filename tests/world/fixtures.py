@@ -11,7 +11,9 @@ imports it before ``pytest_plugins`` names it.
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,8 @@ from tests.world.upstream import REPOS, Upstreams, build_upstreams
 from tests.world.wheels import build_stand_in_wheels, fetch_real_wheels, find_python, torch_npu_filename
 
 __all__ = ["TRUST_VARIABLES", "World", "build_world", "clean_env", "fresh_upstream", "world"]
+
+DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "env_specs" / "mindspeed-mm-internvl2.5.yaml"
 
 TRUST_VARIABLES = (
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT",
@@ -77,6 +81,24 @@ class World:
             env[f"GIT_CONFIG_KEY_{index}"] = f"url.{new}.insteadOf"
             env[f"GIT_CONFIG_VALUE_{index}"] = old
         return env
+
+    def write_spec(self, path: Path, **override: object) -> Path:
+        """A spec that extends npuenv's default and points it at this world through mirrors.
+
+        The repos are pinned to the world's commits and torch_npu to the stand-in wheel; `override`
+        replaces top-level keys.
+        """
+        arch = platform.machine()
+        data: Dict[str, object] = {
+            "extends": str(DEFAULT_SPEC),
+            "mirrors": dict(self.mirrors),
+            "repos": {name: {"commit": sha} for name, sha in self.commits.items()},
+            "wheels": {"torch_npu": {"files": {arch: {
+                "filename": self.torch_npu_file, "sha256": self.wheel_sha256[self.torch_npu_file]}}}},
+        }
+        data.update(override)
+        path.write_text(json.dumps(data, indent=2))  # JSON is YAML
+        return path
 
     def repo_url(self, name: str) -> str:
         """The world URL of an upstream repo by short name (``mindspeed-mm``, ``mindspeed``, ``megatron``)."""
