@@ -1,0 +1,34 @@
+"""The one place errors are caught: expected failures print one message and a hint and exit non-zero;
+Ctrl-C exits 130; anything else is a bug and shows its traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from typing import Any, Callable
+
+from invoke import Exit
+
+
+def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(body)
+    def wrapper(c: Any, *args: Any, **kwargs: Any) -> Any:
+        from ..errors import NpuenvError
+        from ..report import Console
+
+        try:
+            return body(c, *args, **kwargs)
+        except NpuenvError as exc:
+            Console().error(exc)
+            raise Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted: run the same command again to resume\n")
+            raise Exit(code=130) from None
+        except Exit:
+            raise
+        except Exception:
+            sys.stderr.write("npuenv crashed: this is a bug in npuenv. Please report it with this output:\n")
+            traceback.print_exc()
+            raise Exit(code=70) from None
+    return wrapper
