@@ -167,13 +167,13 @@ def _is_bare_name(ref: Union[str, Path]) -> bool:
 
 
 def _shown(path: Path) -> str:
-    """The shorter of the path relative to the current directory and the absolute path."""
+    """The path relative to the current directory when it lies below it, else the absolute path."""
     absolute = str(path.resolve()) if path.exists() else str(path.absolute())
     try:
         relative = os.path.relpath(absolute)
     except ValueError:
         return absolute
-    return relative if len(relative) < len(absolute) else absolute
+    return absolute if relative.startswith("..") else relative
 
 
 def available_specs(spec_dir: Path) -> List[str]:

@@ -43,15 +43,18 @@ class Layout:
         return self.home / "ca-bundle.pem"
 
 
-def resolve_root(given: Optional[str], environ: Mapping[str, str]) -> Path:
+def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: Path = PERSISTENT) -> Path:
     """--root, else /home/ma-user/work/$NPUENV_USER when it exists; a missing folder is made if its parent exists."""
     if not given:
         user = environ.get("NPUENV_USER", "")
-        candidate = PERSISTENT / user if user else None
+        if user in (".", "..") or "/" in user:  # a tag, not a path: "/" would make the root "/"
+            raise UsageError(f"NPUENV_USER={user!r} is not a user name (it must not contain '/' or be '.' or '..')",
+                             hint="set NPUENV_USER to a plain name, or pass --root DIR")
+        candidate = persistent / user if user else None
         if candidate is None or not candidate.is_dir():
             raise UsageError(
                 "no workspace root: pass --root DIR",
-                hint=f"npuenv defaults to {PERSISTENT}/$NPUENV_USER when that folder exists"
+                hint=f"npuenv defaults to {persistent}/$NPUENV_USER when that folder exists"
                      + ("" if user else " (NPUENV_USER is not set)"),
             )
         return candidate

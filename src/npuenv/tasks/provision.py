@@ -11,6 +11,19 @@ from .boundary import boundary
 DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
 
 
+def _jobs(value: Any) -> int:
+    # a string option on purpose: invoke casts an int option itself and dies with a traceback on "--jobs x"
+    from ..errors import UsageError
+
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise UsageError(f"--jobs {value}: expected a whole number", hint="e.g. --jobs 4") from None
+    if jobs < 1:
+        raise UsageError(f"--jobs {value}: expected at least 1", hint="e.g. --jobs 4")
+    return jobs
+
+
 def _mirrors_config(c: Any) -> Any:
     try:
         return c.config.npuenv.mirrors
@@ -34,13 +47,13 @@ def _mirrors_config(c: Any) -> Any:
     iterable=["only", "force", "ca_bundle"],
 )
 @boundary
-def bootstrap(c, root=None, spec=DEFAULT_SPEC, dry_run=False, only=None, force=None, jobs=4, ca_bundle=None,
+def bootstrap(c, root=None, spec=DEFAULT_SPEC, dry_run=False, only=None, force=None, jobs="4", ca_bundle=None,
               python=None, wheels=None, wait=False):
     """Provision the workspace from a spec: clone, patch, fetch, and fill the target env (resumable)."""
     from ..bootstrap import Options, bootstrap as run_bootstrap
     from ..report import Console
 
     options = Options(root=root, spec=spec, dry_run=dry_run, only=list(only or []), force=list(force or []),
-                      jobs=int(jobs), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
+                      jobs=_jobs(jobs), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
                       mirrors_config=_mirrors_config(c))
     run_bootstrap(options, Console())
