@@ -13,6 +13,14 @@ import pytest
 from npuenv.errors import SpecError
 from npuenv.spec import Spec, WheelFile, builtin_spec_dir, load_spec
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _from_the_checkout(monkeypatch):
+    """Messages show paths relative to the current folder when below it: run from the checkout."""
+    monkeypatch.chdir(REPO)
+
 DEFAULT = "mindspeed-mm-internvl2.5"
 COMMIT_A = "a" * 40
 SHA = "0123456789abcdef" * 4
