@@ -29,9 +29,14 @@ def probe(interpreter: str) -> Optional[dict]:
     if proc.returncode != 0:
         return None
     try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        facts = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return None
+    # a program that is not Python may still print valid JSON ("3.10" reads as the number 3.1)
+    keys = ("version", "executable", "machine", "implementation")
+    if not isinstance(facts, dict) or not all(isinstance(facts.get(k), str) for k in keys):
+        return None
+    return facts
 
 
 def matches(facts: Optional[dict], version: str) -> bool:
