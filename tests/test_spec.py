@@ -69,6 +69,10 @@ def test_default_spec_has_every_pin():
                      "Megatron-LM", "core_r0.8.0", False),
         "mindspeed": ("https://gitee.com/ascend/MindSpeed.git", "3f09d6736571cf1e30f8ac97de77982d0ab32cc5",
                       "MindSpeed-MM/MindSpeed", "core_r0.8.0", False),
+        "apex": ("https://gitee.com/ascend/apex.git", "49a7994e13cc70d155adbd7b25b7a6b86e38e58e", "apex",
+                 "master", False),
+        "decord": ("https://github.com/dmlc/decord.git", "6a3617cef035535193f390f86399dde139fa2a53", "decord",
+                   "v0.6.0", True),
     }
     copy = spec.copies["megatron"]
     assert (copy.repo, copy.path, copy.to) == ("megatron", "megatron", "MindSpeed-MM/megatron")
@@ -78,6 +82,45 @@ def test_default_spec_has_every_pin():
     assert (overlay.from_repo, overlay.from_path, overlay.to_repo, overlay.to_path) == (
         "mindspeed-mm", "examples/internvl2.5/dot_product_attention.py",
         "mindspeed", "mindspeed/core/transformer/dot_product_attention.py")
+
+
+def test_default_spec_builds():
+    spec = load_spec(DEFAULT)
+    apex, decord = spec.builds["apex"], spec.builds["decord"]
+    assert (apex.repo, apex.strategy, apex.commands) == ("apex", "source",
+                                                         (("bash", "scripts/build.sh", "--python={python_version}"),))
+    assert apex.clean == ("apex",) and apex.wheels == "apex/dist/*.whl" and apex.key == ("torch",)
+    assert apex.packages == ("torch", "setuptools<=65.7.0")
+    assert decord.strategy == "auto" and decord.glibc == "2.28" and decord.key == ("pkgconfig:libavcodec",)
+    assert ("cmake", "-S", ".", "-B", "build", "-DUSE_CUDA=0", "-DCMAKE_BUILD_TYPE=Release") in decord.commands
+    files = decord.prebuilt.files
+    assert (decord.prebuilt.package, decord.prebuilt.version) == ("decord2", "3.4.0")
+    assert files["aarch64"].sha256 == "dbf926aa5a2e93a8fb1f2a70fde649aa64a9313a471963fec16ef57c4970213f"
+    assert files["x86_64"].sha256 == "842166f9f99b146cd4e90a22eeb566c4c11e4f9929199aafc877794edd648186"
+    patch = spec.patches["decord-ffmpeg5"]
+    assert (patch.repo, patch.when.pkgconfig, patch.when.version) == ("decord", "libavcodec", ">=59,<61")
+
+
+@pytest.mark.parametrize("text, line, problem", [
+    ("builds: {x: {package: x, commands: [[make]], wheels: '*.whl'}}\n", 4,
+     "builds.x.repo: missing (required with strategy 'source')"),
+    ("builds: {x: {package: x, strategy: wheel}}\n", 4, "builds.x.prebuilt: missing (required with strategy 'wheel')"),
+    ("builds: {x: {package: x, repo: r, commands: ['make all'], wheels: '*.whl'}}\n", 4,
+     "builds.x.commands[0]: give the command as a list of arguments"),
+    ("builds: {x: {package: x, repo: r, commands: [[make]], wheels: '*.whl', strategy: fast}}\n", 4,
+     "builds.x.strategy: expected one of 'source', 'wheel', 'auto', got 'fast'"),
+    ("builds: {x: {package: x, repo: r, commands: [[make]], wheels: '*.whl', key: ['pkgconfig:']}}\n", 4,
+     "builds.x.key[0]: 'pkgconfig:': name a target-env package"),
+    ("patches: {p: {repo: r, file: x.patch, when: {pkgconfig: libavcodec, version: 'new'}}}\n", 4,
+     "patches.p.when.version: 'new' is not a version condition"),
+])
+def test_build_section_problems(tmp_path, text, line, problem):
+    (tmp_path / "x.patch").write_text("--- a/f\n+++ b/f\n")
+    head = "name: t\npython: '3.10'\nindex: https://pypi.org/simple\n"
+    repos = "repos: {r: {url: https://example.org/r.git, commit: '" + "a" * 40 + "', path: r}}\n"
+    path = write(tmp_path, "t.yaml", head + text + repos)
+    found = problems_of(path)
+    assert any(p.startswith(f"{path}:{line} {problem}") for p in found), found
 
 
 def test_default_spec_torch_npu_wheel():
@@ -122,7 +165,7 @@ def test_raw_is_json_and_fragments_are_copies():
 
 def test_dict_order_is_kept():
     spec = load_spec(DEFAULT)
-    assert list(spec.repos) == ["mindspeed-mm", "megatron", "mindspeed"]
+    assert list(spec.repos) == ["mindspeed-mm", "megatron", "mindspeed", "apex", "decord"]
     assert list(spec.wheels["torch_npu"].files) == ["aarch64", "x86_64"]
 
 
@@ -162,7 +205,7 @@ def test_null_removes_and_lists_replace(tmp_path):
         """)
     spec = load_spec(path)
     assert spec.name == "lean"
-    assert list(spec.repos) == ["mindspeed-mm", "mindspeed"]
+    assert list(spec.repos) == ["mindspeed-mm", "mindspeed", "apex", "decord"]
     assert spec.copies == {} and spec.overlays == {}
     assert spec.env.packages == ("decorator",)
     assert spec.env.requirements == ()

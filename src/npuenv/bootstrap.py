@@ -65,6 +65,7 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str]) ->
         env=workspace.child_env(layout, environ, bundle, mirrors), uv=workspace.uv_binary(),
         arch=workspace.machine(), state=State.load(layout.state), python=options.python,
         progress=getattr(reporter, "progress", lambda *a: None),
+        status=getattr(reporter, "status", lambda *a: None), jobs=os.cpu_count() or 1,
     )
     ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file)})
     engine = Engine(ctx, selected, log_dir=layout.logs, reporter=reporter, jobs=options.jobs)

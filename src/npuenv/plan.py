@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
-from .steps import CopyStep, DirsStep, EnvStep, OverlayStep, PatchStep, PythonStep, RepoStep, WheelStep
+from .steps.build import choose_strategy, glibc_version
+from .workspace import machine
+from .steps import BuildStep, CopyStep, DirsStep, EnvStep, OverlayStep, PatchStep, PythonStep, RepoStep, WheelStep
 from .steps.base import Step, is_inside
 
 
@@ -26,7 +29,25 @@ def _ids(*ids: Optional[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def compile_steps(spec: Any) -> list[Step]:
+def source_repos(spec: Any, arch: str, glibc: Optional[str]) -> set[str]:
+    """Repos this platform needs: a repo only a prebuilt-wheel build would use is not cloned at all."""
+    prebuilt_only = {b.repo for b in spec.builds.values() if choose_strategy(b, arch, glibc) == "wheel"}
+    used = {c.repo for c in spec.copies.values()}
+    used |= {o.from_repo for o in spec.overlays.values()} | {o.to_repo for o in spec.overlays.values()}
+    used |= {b.repo for b in spec.builds.values() if choose_strategy(b, arch, glibc) != "wheel"}
+    if spec.env is not None:
+        used |= {n for n in [spec.env.project, *spec.env.editable] if n}
+        used |= {r for r, _ in spec.env.requirements}
+    return {name for name in spec.repos if name not in prebuilt_only or name in used}
+
+
+def compile_steps(spec: Any, arch: Optional[str] = None, glibc: Optional[str] = None) -> list[Step]:
+    """The spec's steps for this platform (arch and glibc decide whether a build takes its prebuilt wheel)."""
+    arch = arch or machine()
+    glibc = glibc if glibc is not None else glibc_version()
+    keep = source_repos(spec, arch, glibc)
+    spec = replace(spec, repos={n: r for n, r in spec.repos.items() if n in keep},
+                   patches={n: p for n, p in spec.patches.items() if p.repo in keep})
     steps: list[Step] = [PythonStep(spec.python)]
     changers: dict[str, list[str]] = {name: [] for name in spec.repos}
     for patch in spec.patches.values():
@@ -55,6 +76,16 @@ def compile_steps(spec: Any) -> list[Step]:
         needs += [f"copy:{c}" for c in spec.copies] + [f"wheel:{w}" for w in env.wheels]
         needs.append(containing_repo(spec, env.venv))
         steps.append(EnvStep(spec, _ids(*needs)))
+    for build in spec.builds.values():
+        steps.append(build_step(spec, build))
     if spec.dirs:
         steps.append(DirsStep(spec.dirs, _ids(*(containing_repo(spec, d) for d in spec.dirs))))
     return steps
+
+
+def build_step(spec: Any, build: Any) -> Step:
+    """After the target env (torch, setuptools) and the repo with all its patches."""
+    patches = tuple(f"patch:{p.name}" for p in spec.patches.values() if p.repo == build.repo)
+    repo = f"repo:{build.repo}" if build.repo in spec.repos else None
+    return BuildStep(build, spec, _ids("env" if spec.env else None, repo, *patches), patches=patches)
+

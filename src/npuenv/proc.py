@@ -6,7 +6,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Callable, Optional
 
 from .errors import NpuenvError
 
@@ -46,3 +46,28 @@ def run(
     if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, output, hint)
     return proc
+
+
+def run_streaming(
+    argv: Sequence[str],
+    *,
+    cwd: Optional[Path],
+    env: Mapping[str, str],
+    log: IO[str],
+    on_line: Callable[[str], None],
+    hint: str = "",
+) -> None:
+    """Run `argv`, copying each output line to `log` and to `on_line` (a live status). Non-zero: CommandFailed."""
+    argv = [os.fspath(a) for a in argv]
+    log.write(f"$ {' '.join(argv)}" + (f"   (in {cwd})" if cwd else "") + "\n")
+    log.flush()
+    with subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            on_line(line.rstrip("\n"))
+        returncode = proc.wait()
+    log.flush()
+    if returncode != 0:
+        raise CommandFailed(argv, returncode, "", hint)

@@ -30,11 +30,32 @@ class Console:
         self.tty = self.out.isatty()
         self._lock = threading.Lock()
         self._last_progress = 0.0
+        self._live = False  # a status line is on screen, to be cleared by the next line
 
     def line(self, text: str = "") -> None:
         with self._lock:
+            self._clear_live()
             self.out.write(text + "\n")
             self.out.flush()
+
+    def _clear_live(self) -> None:
+        if self._live:
+            self.out.write("\r\033[K")
+            self._live = False
+
+    def _live_line(self, text: str) -> None:
+        now = time.monotonic()
+        if not self.tty or now - self._last_progress < 0.1:
+            return
+        self._last_progress = now
+        with self._lock:
+            self.out.write("\r\033[K" + text[:110])
+            self.out.flush()
+            self._live = True
+
+    def status(self, step_id: str, text: str) -> None:
+        """A long step's live one-liner (a build's elapsed time and last output line), on a terminal only."""
+        self._live_line(f"  {step_id} {text}")
 
     def warn(self, text: str) -> None:
         with self._lock:
@@ -65,20 +86,12 @@ class Console:
             self.line(f"{SYMBOLS['failed']} {outcome.step_id}: {outcome.reason}")
 
     def progress(self, step_id: str, done: int, total: Optional[int]) -> None:
-        now = time.monotonic()
-        if not self.tty or (now - self._last_progress < 0.1 and done != total):
-            return
-        self._last_progress = now
         if total:
             filled = int(30 * done / total)
             bar = "#" * filled + "." * (30 - filled)
-            text = f"  {step_id} [{bar}] {human_bytes(done)} / {human_bytes(total)}"
+            self._live_line(f"  {step_id} [{bar}] {human_bytes(done)} / {human_bytes(total)}")
         else:
-            text = f"  {step_id} {human_bytes(done)}"
-        end = "\n" if total and done >= total else ""
-        with self._lock:
-            self.out.write("\r" + text.ljust(78) + end)
-            self.out.flush()
+            self._live_line(f"  {step_id} {human_bytes(done)}")
 
     def summary(self, report: RunReport) -> None:
         width = max((len(o.step_id) for o in report.outcomes), default=10)

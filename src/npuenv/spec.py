@@ -9,13 +9,14 @@ import difflib
 import os
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -61,10 +62,19 @@ class Copy:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """`when: {pkgconfig: libavcodec, version: ">=59"}`: true when the installed module's version matches."""
+
+    pkgconfig: str
+    version: str
+
+
+@dataclass(frozen=True)
 class Patch:
     name: str
     repo: str
     file: Path
+    when: Optional[Condition] = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,26 @@ class Wheel:
 
 
 @dataclass(frozen=True)
+class Build:
+    """A wheel built from a repo by the spec's commands (or taken prebuilt), cached and installed."""
+
+    name: str
+    package: str
+    strategy: str  # source | wheel | auto
+    repo: Optional[str]
+    commands: Tuple[Tuple[str, ...], ...]
+    wheels: Optional[str]  # glob, relative to the repo, of what the commands produce
+    clean: Tuple[str, ...]  # folders in the repo the build makes and cannot make twice
+    key: Tuple[str, ...]  # versions that enter the cache key: target-env packages or pkgconfig:<module>
+    tools: Tuple[str, ...]
+    pkgconfig: Tuple[str, ...]
+    packages: Tuple[str, ...]  # requirements the target env must meet before building
+    check: str  # Python run by the target interpreter after installing
+    prebuilt: Optional[Wheel] = None
+    glibc: Optional[str] = None  # the prebuilt wheel's minimum glibc
+
+
+@dataclass(frozen=True)
 class EnvSpec:
     venv: str
     project: Optional[str]
@@ -118,6 +148,7 @@ class Spec:
     env: Optional[EnvSpec]
     dirs: Tuple[str, ...]
     raw: dict
+    builds: Dict[str, Build] = field(default_factory=dict)
 
     def fragment(self, section: str, name: Optional[str] = None) -> dict:
         """A deep copy of the raw data of one entry (`fragment("repos", "mindspeed")`) or section.
@@ -628,12 +659,33 @@ def _copies(ck: _Checker, data: dict, repos: Dict[str, Repo]) -> Dict[str, Copy]
     return out
 
 
+def _specifier(ck: _Checker, kp: KeyPath, value: Any) -> Optional[str]:
+    text = _nonempty(ck, kp, value)
+    if text is None:
+        return None
+    try:
+        SpecifierSet(text)
+    except InvalidSpecifier:
+        ck.add(kp, f"{text!r} is not a version condition such as '>=59' or '>=5,<7'")
+        return None
+    return text
+
+
+CONDITION = {"pkgconfig": (_package, True), "version": (_specifier, True)}
+
+
+def _condition(ck: _Checker, kp: KeyPath, value: Any) -> Optional[Condition]:
+    f = _fields(ck, kp, value, CONDITION)
+    return Condition(f["pkgconfig"], f["version"]) if f.get("pkgconfig") and f.get("version") else None
+
+
 def _patches(ck: _Checker, data: dict, repos: Dict[str, Repo]) -> Dict[str, Patch]:
-    schema = {"repo": (_ref(repos, "repo", "repos"), True), "file": (_patch_file, True)}
+    schema = {"repo": (_ref(repos, "repo", "repos"), True), "file": (_patch_file, True),
+              "when": (_condition, False)}
     out = {}
     for name, item in _entries(ck, ("patches",), data.get("patches")):
         f = _fields(ck, ("patches", name), item, schema)
-        out[name] = Patch(name, f.get("repo"), f.get("file"))
+        out[name] = Patch(name, f.get("repo"), f.get("file"), f.get("when"))
     return out
 
 
@@ -736,6 +788,70 @@ def _env(ck: _Checker, data: dict, repos: Dict[str, Repo], wheels: Dict[str, Whe
                    f.get("wheels", ()))
 
 
+def _command(ck: _Checker, kp: KeyPath, value: Any) -> Tuple[str, ...]:
+    """An argument list (never a shell string: npuenv does not run commands through a shell)."""
+    if isinstance(value, str):
+        ck.add(kp, "give the command as a list of arguments, e.g. [cmake, --build, build]")
+        return ()
+    items = _list(ck, kp, value, _nonempty)
+    if isinstance(value, list) and not value:
+        ck.add(kp, "must not be empty")
+    return tuple(i for i in items if i is not None)
+
+
+def _key_item(ck: _Checker, kp: KeyPath, value: Any) -> Optional[str]:
+    text = _nonempty(ck, kp, value)
+    if text is None:
+        return None
+    name = text.split(":", 1)[1] if text.startswith("pkgconfig:") else text
+    if not _PACKAGE_RE.match(name):
+        ck.add(kp, f"{text!r}: name a target-env package (torch) or a pkg-config module (pkgconfig:libavcodec)")
+        return None
+    return text
+
+
+PREBUILT = {"package": (_package, True), "version": (_version, True), "glibc": (_version, False),
+            "files": (lambda ck, kp, value: _wheel_files(ck, kp, value), True)}
+
+
+def _prebuilt(ck: _Checker, kp: KeyPath, value: Any) -> Tuple[Optional[Wheel], Optional[str]]:
+    f = _fields(ck, kp, value, PREBUILT)
+    wheel = Wheel(kp[-2], f.get("package"), f.get("version"), "index", f.get("files") or {})
+    _check_wheel_files(ck, kp, wheel)
+    return wheel, f.get("glibc")
+
+
+def _requires(ck: _Checker, kp: KeyPath, value: Any) -> Dict[str, Any]:
+    schema = {"tools": (_list_of(_nonempty), False), "pkgconfig": (_list_of(_package), False),
+              "packages": (_list_of(_requirement), False)}
+    return _fields(ck, kp, value, schema)
+
+
+def _builds(ck: _Checker, data: dict, repos: Dict[str, Repo]) -> Dict[str, Build]:
+    schema = {"package": (_package, True), "strategy": (_choice("source", "wheel", "auto"), False),
+              "repo": (_ref(repos, "repo", "repos"), False), "commands": (_list_of(_command), False),
+              "wheels": (_nonempty, False), "clean": (_list_of(_relpath("the repo")), False),
+              "key": (_list_of(_key_item), False), "requires": (_requires, False), "check": (_string, False),
+              "prebuilt": (_prebuilt, False)}
+    out = {}
+    for name, item in _entries(ck, ("builds",), data.get("builds")):
+        kp = ("builds", name)
+        f = _fields(ck, kp, item, schema)
+        strategy = f.get("strategy") or "source"
+        prebuilt, glibc = f.get("prebuilt") or (None, None)
+        needs = {"source": ("repo", "commands", "wheels"), "wheel": ("prebuilt",),
+                 "auto": ("repo", "commands", "wheels", "prebuilt")}.get(strategy, ())
+        for key in needs:
+            if isinstance(item, dict) and key not in item:
+                ck.add(kp + (key,), f"missing (required with strategy {strategy!r})", at=kp)
+        req = f.get("requires") or {}
+        out[name] = Build(name, f.get("package"), strategy, f.get("repo"), tuple(f.get("commands") or ()),
+                          f.get("wheels"), tuple(f.get("clean") or ()), tuple(f.get("key") or ()),
+                          tuple(req.get("tools") or ()), tuple(req.get("pkgconfig") or ()),
+                          tuple(req.get("packages") or ()), f.get("check") or "", prebuilt, glibc)
+    return out
+
+
 def _mirrors(ck: _Checker, data: dict) -> Tuple[Tuple[str, str], ...]:
     value = data.get("mirrors")
     if value is None or not _mapping(ck, ("mirrors",), value):
@@ -750,7 +866,7 @@ def _mirrors(ck: _Checker, data: dict) -> Tuple[Tuple[str, str], ...]:
 
 
 TOP = ("name", "description", "python", "index", "mirrors", "repos", "copies", "patches", "overlays",
-       "wheels", "env", "dirs", "extends")
+       "wheels", "env", "builds", "dirs", "extends")
 
 
 def _validate(doc: Document, file: Path) -> Spec:
@@ -780,7 +896,7 @@ def _scalar(ck: _Checker, data: dict, key: str, check: Check, required: bool) ->
 
 
 def _build(ck: _Checker, data: dict, file: Path) -> Spec:
-    needs_index = data.get("wheels") is not None or data.get("env") is not None
+    needs_index = any(data.get(k) is not None for k in ("wheels", "env", "builds"))
     name = _scalar(ck, data, "name", _name, True)
     description = _scalar(ck, data, "description", _string, False) or ""
     python = _scalar(ck, data, "python", _python, True)
@@ -792,4 +908,5 @@ def _build(ck: _Checker, data: dict, file: Path) -> Spec:
     return Spec(name=name, description=description, file=file, python=python, index=index or "",
                 mirrors=mirrors, repos=repos, copies=_copies(ck, data, repos),
                 patches=_patches(ck, data, repos), overlays=_overlays(ck, data, repos), wheels=wheels,
-                env=_env(ck, data, repos, wheels), dirs=tuple(dirs), raw=copy.deepcopy(data))
+                env=_env(ck, data, repos, wheels), dirs=tuple(dirs), raw=copy.deepcopy(data),
+                builds=_builds(ck, data, repos))

@@ -1,5 +1,6 @@
 """Step kinds: one module each, the same three verbs (fingerprint, check, apply)."""
 
+from .build import BuildStep
 from .copy import CopyStep
 from .dirs import DirsStep
 from .env import EnvStep
@@ -9,8 +10,8 @@ from .python import PythonStep
 from .repo import RepoStep
 from .wheel import WheelStep
 
-KINDS = {cls.kind: cls for cls in (PythonStep, RepoStep, CopyStep, PatchStep, OverlayStep, WheelStep,
+KINDS = {cls.kind: cls for cls in (PythonStep, BuildStep, RepoStep, CopyStep, PatchStep, OverlayStep, WheelStep,
                                    EnvStep, DirsStep)}
 
-__all__ = ["KINDS", "CopyStep", "DirsStep", "EnvStep", "OverlayStep", "PatchStep", "PythonStep", "RepoStep",
+__all__ = ["KINDS", "BuildStep", "CopyStep", "DirsStep", "EnvStep", "OverlayStep", "PatchStep", "PythonStep", "RepoStep",
            "WheelStep"]

@@ -44,6 +44,8 @@ class Context:
     state: State
     python: Optional[str] = None  # an interpreter the user named
     progress: Callable[[str, int, Optional[int]], None] = field(default=lambda *a: None)
+    status: Callable[[str, str], None] = field(default=lambda *a: None)  # a live one-line status per step
+    jobs: int = 1  # cores a build may use
 
     @property
     def home(self) -> Path:

@@ -93,7 +93,7 @@ class EnvStep(Step):
             return drifted("uv.lock was changed outside npuenv")
         if (self.project_dir(ctx) / "pyproject.toml").read_text(encoding="utf-8") != self.pyproject(ctx):
             return drifted("the target env's requirements changed")
-        proc = run(self.uv(ctx, "sync", "--frozen", "--check"), env=self.uv_env(ctx), check=False)
+        proc = run(self.uv(ctx, "sync", "--frozen", "--inexact", "--check"), env=self.uv_env(ctx), check=False)
         if proc.returncode != 0:
             return drifted("the target env differs from its lock")
         return OK
@@ -105,7 +105,8 @@ class EnvStep(Step):
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             write_atomic(path, text)
             log.write(f"wrote {path}\n{text}\n")
-        run(self.uv(ctx, "sync"), env=self.uv_env(ctx), log=log,
+        # inexact: wheels that build steps install later (apex, decord) stay in the env
+        run(self.uv(ctx, "sync", "--inexact"), env=self.uv_env(ctx), log=log,
             hint="read the resolver's message above; a package missing from the index is the usual cause")
         lock = project / "uv.lock"
         return {"venv": str(self.venv(ctx)), "lock": str(lock), "lock_sha256": sha256_file(lock),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import IO, Any, Optional
 
-from .. import git
+from packaging.specifiers import SpecifierSet
+
+from .. import git, toolchain
 from ..errors import PatchError
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, missing
@@ -25,19 +27,33 @@ class PatchStep(Step):
     def describe(self, ctx: Context) -> str:
         return f"{self.patch.file.name} on {self.repo.path}"
 
+    def wanted(self, ctx: Context) -> tuple[bool, str]:
+        """Whether the patch's `when:` condition holds here, and what was found."""
+        when = self.patch.when
+        if when is None:
+            return True, ""
+        found = toolchain.pkgconfig_version(when.pkgconfig, ctx.env)
+        holds = found is not None and SpecifierSet(when.version).contains(found, prereleases=True)
+        return holds, f"{when.pkgconfig} {found or 'not found'}"
+
     def fingerprint(self, ctx: Context) -> Any:
-        return {"repo": self.repo.name, "commit": self.repo.commit, "sha256": sha256_file(self.patch.file)}
+        return {"repo": self.repo.name, "commit": self.repo.commit, "sha256": sha256_file(self.patch.file),
+                "wanted": self.wanted(ctx)[0]}
 
     def _git_apply(self, ctx: Context, *extra: str, log: Optional[IO[str]] = None, check: bool = False):
         return git.git([*APPLY, *extra, str(self.patch.file)], cwd=ctx.path(self.repo.path), env=ctx.env,
                        log=log, check=check)
 
     def check(self, ctx: Context) -> Checked:
-        if self._git_apply(ctx, "--reverse", "--check").returncode == 0:
+        if not self.wanted(ctx)[0] or self._git_apply(ctx, "--reverse", "--check").returncode == 0:
             return OK
         return missing("not applied")
 
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        wanted, found = self.wanted(ctx)
+        if not wanted:
+            log.write(f"not needed here ({found}; applies when {self.patch.when.version})\n")
+            return {"sha256": sha256_file(self.patch.file), "applied": False, "found": found}
         if self._git_apply(ctx, "--reverse", "--check").returncode != 0:
             probe = self._git_apply(ctx, "--check")
             if probe.returncode != 0:
@@ -47,7 +63,8 @@ class PatchStep(Step):
                     hint=f"refresh the patch against {self.repo.path}, or pin the commit it was made for",
                 )
             self._git_apply(ctx, log=log, check=True)
-        return {"sha256": sha256_file(self.patch.file), "files": self._files(ctx)}
+        return {"sha256": sha256_file(self.patch.file), "applied": True, "files": self._files(ctx),
+                **({"found": found} if found else {})}
 
     def _files(self, ctx: Context) -> dict[str, str]:
         """The patched files and their content hashes, so the repo step can tell our changes from others'."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Optional
 
 from ..errors import NpuenvError
 from ..digest import sha256_file
@@ -55,31 +55,34 @@ class WheelStep(Step):
             return drifted(f"{dest.name} does not match its sha256")
         return OK
 
-    def url(self, ctx: Context) -> str:
-        entry = self.file(ctx)
-        if self.wheel.source == "url":
-            return ctx.mirrors.rewrite(entry.url)
-        from ..fetch import find_in_index  # requests is slow to import: only when downloading
-
-        index = ctx.mirrors.rewrite(ctx.spec.index)
-        return find_in_index(index, self.wheel.package, entry.filename, ca_bundle=ctx.ca_bundle)
-
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
         entry = self.file(ctx)
+        url = fetch_pinned(ctx, self.id, self.wheel, entry, log)
         dest = self.dest(ctx)
-        if dest.is_file() and sha256_file(dest) != entry.sha256:
-            log.write(f"{dest} has the wrong sha256: removing it\n")
-            dest.unlink()
-        url = None
-        if not dest.is_file():
-            url = self.url(ctx)
-            log.write(f"downloading {url}\n")
-            ctx.wheels_dir.mkdir(parents=True, exist_ok=True)
-            from ..fetch import download
-
-            download(url, dest, entry.sha256, ca_bundle=ctx.ca_bundle,
-                     progress=lambda done, total: ctx.progress(self.id, done, total))
         stat = dest.stat()
-        log.write(f"{dest} sha256 {entry.sha256} ok\n")
-        return {"file": str(dest), "sha256": entry.sha256, "url": url, "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns}
+        return {"file": str(dest), "sha256": entry.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "url": url or ctx.state.resolved(self.id).get("url")}
+
+
+def fetch_pinned(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[str]) -> Optional[str]:
+    """Put the pinned file `entry` of `wheel` into the wheelhouse, verified; returns the URL fetched, if any."""
+    dest = ctx.wheels_dir / entry.filename
+    if dest.is_file() and sha256_file(dest) != entry.sha256:
+        log.write(f"{dest} has the wrong sha256: removing it\n")
+        dest.unlink()
+    if dest.is_file():
+        log.write(f"{dest} sha256 {entry.sha256} ok (cached)\n")
+        return None
+    from ..fetch import download, find_in_index  # requests is slow to import: only when downloading
+
+    if wheel.source == "url":
+        url = ctx.mirrors.rewrite(entry.url)
+    else:
+        url = find_in_index(ctx.mirrors.rewrite(ctx.spec.index), wheel.package, entry.filename,
+                            ca_bundle=ctx.ca_bundle)
+    log.write(f"downloading {url}\n")
+    ctx.wheels_dir.mkdir(parents=True, exist_ok=True)
+    download(url, dest, entry.sha256, ca_bundle=ctx.ca_bundle,
+             progress=lambda done, total: ctx.progress(step_id, done, total))
+    log.write(f"{dest} sha256 {entry.sha256} ok\n")
+    return url

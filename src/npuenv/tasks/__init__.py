@@ -7,7 +7,13 @@ Keep imports here light: `invoke --list` loads this module.
 from invoke import Collection
 
 from .provision import bootstrap
+from .user import ns as user_ns
+from .wheels import wheels
+from .npu import kill_npu
 
 ns = Collection()
 ns.add_task(bootstrap)
+ns.add_collection(user_ns)
+ns.add_task(wheels)
+ns.add_task(kill_npu)
 ns.configure({"npuenv": {"mirrors": {}}})

@@ -1,0 +1,245 @@
+"""build:<name> — a wheel built from a pinned repo by the spec's commands (or a pinned prebuilt wheel),
+kept in the wheel cache under a content key, installed into the target env and verified there.
+
+The strategy `auto` takes the prebuilt wheel when this platform has one (architecture and glibc),
+else builds. A cache hit installs in seconds and runs no compiler: the toolchain is not even probed.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from pathlib import Path
+from typing import IO, Any, Optional
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from .. import buildlog, toolchain
+from ..errors import NpuenvError
+from ..proc import CommandFailed, run, run_streaming
+from ..wheelcache import WheelCache, cache_key
+from .base import OK, Checked, Context, Step, drifted, missing, remove_tree
+from .wheel import fetch_pinned
+
+TEST_VIDEO = Path(__file__).resolve().parents[1] / "data" / "test-video.mp4"
+
+
+class BuildFailed(NpuenvError):
+    """A build command failed; the message carries the compiler's error lines."""
+
+
+def glibc_version() -> Optional[str]:
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return None
+    return text.split()[-1] if text.startswith("glibc") else None
+
+
+def choose_strategy(build: Any, arch: str, glibc: Optional[str]) -> str:
+    """source or wheel: `auto` takes the prebuilt wheel when this platform can install it."""
+    if build.strategy != "auto":
+        return build.strategy
+    prebuilt = build.prebuilt
+    if prebuilt is None or arch not in prebuilt.files:
+        return "source"
+    if build.glibc and (glibc is None or Version(glibc) < Version(build.glibc)):
+        return "source"
+    return "wheel"
+
+
+class BuildStep(Step):
+    kind = "build"
+    version = 1
+
+    def __init__(self, build: Any, spec: Any, deps: tuple[str, ...] = (), patches: tuple[str, ...] = ()) -> None:
+        super().__init__(build.name, deps)
+        self.build = build
+        self.spec = spec
+        self.patch_ids = patches  # patch steps on the build's repo: their results enter the cache key
+
+    # --- where things are ----------------------------------------------------------------------------
+
+    def venv_python(self, ctx: Context) -> Path:
+        return ctx.path(self.spec.env.venv) / "bin" / "python"
+
+    def source_dir(self, ctx: Context) -> Path:
+        return ctx.path(self.spec.repos[self.build.repo].path)
+
+    def strategy(self, ctx: Context) -> str:
+        return choose_strategy(self.build, ctx.arch, glibc_version())
+
+    def describe(self, ctx: Context) -> str:
+        if self.strategy(ctx) == "wheel":
+            entry = self.build.prebuilt.files[ctx.arch]
+            return f"prebuilt {entry.filename} sha256 {entry.sha256}"
+        repo = self.spec.repos[self.build.repo]
+        return f"{self.build.package} from {repo.path} @ {repo.commit[:12]}, cached under a content key"
+
+    # --- the three verbs -----------------------------------------------------------------------------
+
+    def fingerprint(self, ctx: Context) -> Any:
+        return {"build": ctx.spec.fragment("builds", self.name), "strategy": self.strategy(ctx), "arch": ctx.arch}
+
+    def check(self, ctx: Context) -> Checked:
+        recorded = ctx.state.resolved(self.id)
+        dist_info = recorded.get("dist_info")
+        if not dist_info:
+            return missing()
+        if not Path(dist_info).is_dir():
+            return drifted(f"{self.build.package} is no longer installed in the target env")
+        return OK
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        if self.strategy(ctx) == "wheel":
+            entry = self.build.prebuilt.files[ctx.arch]
+            fetch_pinned(ctx, self.id, self.build.prebuilt, entry, log)
+            wheel, facts = ctx.wheels_dir / entry.filename, {"strategy": "wheel", "sha256": entry.sha256}
+        else:
+            wheel, facts = self._from_source(ctx, log)
+        dist = parse_wheel_filename(wheel.name)[0]
+        self._install(ctx, wheel, dist, log)
+        self._verify(ctx, log)
+        return {**facts, "wheel": str(wheel), "dist": dist, "dist_info": self._dist_info(ctx, dist)}
+
+    # --- building ------------------------------------------------------------------------------------
+
+    def key_inputs(self, ctx: Context) -> dict[str, Any]:
+        """Everything that decides the wheel's content: source, patches, interpreter, platform, versions."""
+        repo = self.spec.repos[self.build.repo]
+        python = ctx.state.resolved("python").get("version", self.spec.python)
+        patches = {pid: ctx.state.resolved(pid).get("sha256") for pid in self.patch_ids
+                   if ctx.state.resolved(pid).get("applied", True)}
+        return {"build": self.build.name, "commit": repo.commit, "submodules": repo.submodules,
+                "patches": patches, "python": "cp" + "".join(python.split(".")[:2]),
+                "platform": f"linux_{ctx.arch}", "glibc": glibc_version(),
+                "versions": {k: self._version_of(ctx, k) for k in self.build.key},
+                "commands": [list(c) for c in self.build.commands], "clean": list(self.build.clean)}
+
+    def _version_of(self, ctx: Context, item: str) -> Optional[str]:
+        if item.startswith("pkgconfig:"):
+            return toolchain.pkgconfig_version(item.split(":", 1)[1], ctx.env)
+        packages = {canonicalize_name(k): v for k, v in ctx.state.resolved("env").get("packages", {}).items()}
+        return packages.get(canonicalize_name(item))
+
+    def _from_source(self, ctx: Context, log: IO[str]) -> tuple[Path, dict[str, Any]]:
+        inputs = self.key_inputs(ctx)
+        key = cache_key(inputs)
+        cache = WheelCache(ctx.wheels_dir)
+        entry = cache.get(self.build.name, key)
+        if entry is not None:
+            log.write(f"cache hit: {entry.wheel} (key {key}); nothing to compile\n")
+            return entry.wheel, {"strategy": "source", "key": key, "cached": True, "inputs": inputs}
+        log.write(f"cache miss (key {key}): building\n{json.dumps(inputs, indent=2)}\n")
+        self._preflight(ctx)
+        built = self._compile(ctx, log)
+        entry = cache.put(self.build.name, key, built, inputs)
+        log.write(f"cached {entry.wheel}\n")
+        return entry.wheel, {"strategy": "source", "key": key, "cached": False, "inputs": inputs}
+
+    def _preflight(self, ctx: Context) -> None:
+        """Fail in a second, with the install command for this distribution, not minutes into a build."""
+        found = toolchain.probe(self.build.tools, self.build.pkgconfig, self._build_env(ctx))
+        problems = [f"{m} is missing" for m in found.missing]
+        problems += self._unmet_packages(ctx)
+        if not problems:
+            return
+        command = toolchain.install_command(toolchain.read_os_release(), found.missing)
+        hint = f"install them: {' '.join(command)}" if command else "install the missing tools and headers"
+        if not found.missing:
+            hint = "add the requirements to env.packages in the spec and run bootstrap again"
+        raise NpuenvError(f"cannot build {self.build.name}: " + "; ".join(problems), hint=hint)
+
+    def _unmet_packages(self, ctx: Context) -> list[str]:
+        installed = {canonicalize_name(k): v for k, v in ctx.state.resolved("env").get("packages", {}).items()}
+        problems = []
+        for text in self.build.packages:
+            req = Requirement(text)
+            have = installed.get(canonicalize_name(req.name))
+            if have is None:
+                problems.append(f"{req.name} is not installed in the target env")
+            elif req.specifier and not req.specifier.contains(have, prereleases=True):
+                problems.append(f"{req.name} {have} in the target env does not satisfy {text}")
+        return problems
+
+    def _build_env(self, ctx: Context) -> dict[str, str]:
+        """The target env first on PATH, so scripts that call `python3.10` get the target interpreter."""
+        venv = self.venv_python(ctx).parent.parent
+        env = dict(ctx.env, VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{ctx.env.get('PATH', '')}",
+                   UV_DEFAULT_INDEX=ctx.mirrors.rewrite(self.spec.index))
+        for name in ("UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL", "PYTHONHOME"):
+            env.pop(name, None)
+        return env
+
+    def _argv(self, ctx: Context, command: tuple[str, ...]) -> list[str]:
+        values = {"{python}": str(self.venv_python(ctx)), "{python_version}": self.spec.python,
+                  "{jobs}": str(ctx.jobs), "{uv}": ctx.uv}
+        out = []
+        for arg in command:
+            for token, value in values.items():
+                arg = arg.replace(token, value)
+            out.append(arg)
+        return out
+
+    def _compile(self, ctx: Context, log: IO[str]) -> Path:
+        source = self.source_dir(ctx)
+        for folder in self.build.clean:
+            log.write(f"removing {folder}/ (made by an earlier build)\n")
+            remove_tree(source / folder)
+        for old in glob.glob(str(source / self.build.wheels)):
+            os.unlink(old)
+        env, began = self._build_env(ctx), time.monotonic()
+
+        def status(line: str) -> None:
+            ctx.status(self.id, f"{time.monotonic() - began:5.0f}s  {line.strip()[:100]}")
+
+        for command in self.build.commands:
+            try:
+                run_streaming(self._argv(ctx, command), cwd=source, env=env, log=log, on_line=status)
+            except CommandFailed as exc:
+                raise self._failure(exc, log) from None
+        built = sorted(glob.glob(str(source / self.build.wheels)))
+        if len(built) != 1:
+            raise NpuenvError(f"{self.build.name}: expected one wheel matching {self.build.wheels}, found "
+                              f"{len(built)}", hint=f"check builds.{self.build.name}.wheels in the spec")
+        return Path(built[0])
+
+    def _failure(self, exc: CommandFailed, log: IO[str]) -> BuildFailed:
+        log.flush()
+        text = Path(log.name).read_text(encoding="utf-8", errors="replace") if hasattr(log, "name") else ""
+        lines = buildlog.error_lines(text)
+        shown = "\n".join(f"  {line}" for line in lines)
+        message = f"building {self.build.name} failed: {' '.join(exc.argv)} exited {exc.returncode}"
+        return BuildFailed(message + (f"\nerrors:\n{shown}" if shown else ""),
+                           hint=buildlog.known_cause(text) or "read the build log for the first error")
+
+    # --- installing and verifying --------------------------------------------------------------------
+
+    def _install(self, ctx: Context, wheel: Path, dist: str, log: IO[str]) -> None:
+        env = {k: v for k, v in ctx.env.items() if k not in ("VIRTUAL_ENV", "UV_INDEX_URL", "UV_INDEX")}
+        run([ctx.uv, "pip", "install", "--python", str(self.venv_python(ctx)), "--reinstall-package", dist, "--default-index", ctx.mirrors.rewrite(self.spec.index), str(wheel)],
+            env=env, log=log, hint="the wheel's dependencies must come from the spec's index")
+
+    def _verify(self, ctx: Context, log: IO[str]) -> None:
+        if not self.build.check:
+            return
+        env = dict(ctx.env, NPUENV_TEST_VIDEO=str(TEST_VIDEO))
+        env.pop("VIRTUAL_ENV", None)
+        proc = run([str(self.venv_python(ctx)), "-c", self.build.check], env=env, check=False)
+        log.write(f"check:\n{self.build.check}\n{proc.stdout}{proc.stderr}")
+        if proc.returncode != 0:
+            last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["(no output)"]
+            raise NpuenvError(f"{self.build.package} was installed but its check failed: {last[0]}",
+                              hint=f"the check is builds.{self.build.name}.check in the spec; the log has "
+                                   "the whole output")
+
+    def _dist_info(self, ctx: Context, dist: str) -> str:
+        """The installed distribution's metadata folder: its presence is the cheap check."""
+        code = ("import importlib.metadata as m, sys; d = m.distribution(sys.argv[1]); "
+                "print(next(d.locate_file(f).parent for f in d.files if f.name == 'METADATA'))")
+        proc = run([str(self.venv_python(ctx)), "-c", code, dist], env=ctx.env)
+        return proc.stdout.strip()

@@ -1,0 +1,110 @@
+"""What a source build needs from the box: tools, pkg-config modules, and how to install them here.
+
+Checked before a build starts, so a missing header fails in a second with the exact install command
+for this distribution, not minutes into a compile.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+# tool or pkg-config module -> package, per distribution family
+PACKAGES = {
+    "debian": {
+        "cmake": "cmake", "c++": "g++", "g++": "g++", "cc": "gcc", "gcc": "gcc", "make": "make",
+        "pkg-config": "pkg-config", "git": "git", "patch": "patch", "ffmpeg": "ffmpeg",
+        "libavcodec": "libavcodec-dev", "libavformat": "libavformat-dev", "libavutil": "libavutil-dev",
+        "libavdevice": "libavdevice-dev", "libavfilter": "libavfilter-dev",
+        "libswresample": "libswresample-dev", "libswscale": "libswscale-dev",
+    },
+    "rhel": {
+        "cmake": "cmake", "c++": "gcc-c++", "g++": "gcc-c++", "cc": "gcc", "gcc": "gcc", "make": "make",
+        "pkg-config": "pkgconf-pkg-config", "git": "git", "patch": "patch", "ffmpeg": "ffmpeg",
+        # FFmpeg's headers come in one package, often from a third-party repository (RPM Fusion, EPEL)
+        **{m: "ffmpeg-devel" for m in ("libavcodec", "libavformat", "libavutil", "libavdevice",
+                                       "libavfilter", "libswresample", "libswscale")},
+    },
+}
+INSTALLERS = {"debian": ["apt-get", "install", "-y"], "rhel": ["yum", "install", "-y"]}
+FAMILIES = {"debian": "debian", "ubuntu": "debian", "euleros": "rhel", "openeuler": "rhel", "centos": "rhel",
+            "rhel": "rhel", "fedora": "rhel", "rocky": "rhel", "almalinux": "rhel", "kylin": "rhel"}
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """KEY=value lines of /etc/os-release, quotes removed."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            out[key.strip()] = value.strip().strip('"').strip("'")
+    return out
+
+
+def family(os_release: Mapping[str, str]) -> Optional[str]:
+    for ident in [os_release.get("ID", ""), *os_release.get("ID_LIKE", "").split()]:
+        if ident.lower() in FAMILIES:
+            return FAMILIES[ident.lower()]
+    return None
+
+
+def install_command(os_release: Mapping[str, str], missing: Sequence[str]) -> Optional[list[str]]:
+    """The command that installs `missing` tools/modules on this distribution (dnf where yum is gone)."""
+    fam = family(os_release)
+    if fam is None or not missing:
+        return None
+    names = list(dict.fromkeys(PACKAGES[fam].get(m, m) for m in missing))
+    installer = list(INSTALLERS[fam])
+    if fam == "rhel" and (os_release.get("ID", "").lower() in ("fedora", "openeuler") or shutil.which("dnf")):
+        installer[0] = "dnf"
+    return [*installer, *names]
+
+
+def read_os_release(path: str = "/etc/os-release") -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return parse_os_release(handle.read())
+    except OSError:
+        return {}
+
+
+def find_tool(tool: str, environ: Mapping[str, str]) -> Optional[str]:
+    """`c++` is satisfied by g++ or clang++ as well."""
+    path = environ.get("PATH")
+    alternatives = {"c++": ["c++", "g++", "clang++"], "cc": ["cc", "gcc", "clang"]}.get(tool, [tool])
+    return next((found for name in alternatives if (found := shutil.which(name, path=path))), None)
+
+
+def pkgconfig_version(module: str, environ: Mapping[str, str]) -> Optional[str]:
+    if find_tool("pkg-config", environ) is None:
+        return None
+    proc = subprocess.run(["pkg-config", "--modversion", module], capture_output=True, text=True,
+                          env=dict(environ), stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
+def ffmpeg_release(libavcodec: str) -> str:
+    """libavcodec 58 is FFmpeg 4, 59 is 5, 60 is 6, 61 is 7."""
+    major = int(libavcodec.split(".")[0])
+    return f"FFmpeg {major - 54}" if 56 <= major <= 70 else f"libavcodec {libavcodec}"
+
+
+@dataclass
+class Toolchain:
+    tools: dict[str, Optional[str]] = field(default_factory=dict)  # tool -> path
+    modules: dict[str, Optional[str]] = field(default_factory=dict)  # pkg-config module -> version
+
+    @property
+    def missing(self) -> list[str]:
+        return [t for t, p in self.tools.items() if p is None] + [m for m, v in self.modules.items() if v is None]
+
+
+def probe(tools: Sequence[str], modules: Sequence[str], environ: Mapping[str, str]) -> Toolchain:
+    needed = list(tools) + (["pkg-config"] if modules and "pkg-config" not in tools else [])
+    return Toolchain({t: find_tool(t, environ) for t in needed},
+                     {m: pkgconfig_version(m, environ) for m in modules})

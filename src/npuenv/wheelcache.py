@@ -1,0 +1,85 @@
+"""Built wheels, stored in the wheelhouse under a content key, so a rebuild with the same inputs is a copy.
+
+Layout: wheels/built/<build>/<key>/<file>.whl with key.json beside it (the inputs, for `invoke wheels`).
+An entry appears by renaming a finished folder into place: a half-written wheel is never seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+KEY_LENGTH = 20
+
+
+def cache_key(inputs: dict[str, Any]) -> str:
+    blob = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:KEY_LENGTH]
+
+
+@dataclass(frozen=True)
+class Entry:
+    build: str
+    key: str
+    wheel: Path
+    inputs: dict[str, Any]
+    created: float
+
+    @property
+    def size(self) -> int:
+        return self.wheel.stat().st_size
+
+
+class WheelCache:
+    def __init__(self, wheels_dir: Path) -> None:
+        self.root = wheels_dir / "built"
+
+    def folder(self, build: str, key: str) -> Path:
+        return self.root / build / key
+
+    def get(self, build: str, key: str) -> Optional[Entry]:
+        return self._entry(self.folder(build, key))
+
+    def put(self, build: str, key: str, wheel: Path, inputs: dict[str, Any]) -> Entry:
+        """Copy `wheel` into the cache under `key` (atomically: a temp folder renamed into place)."""
+        final = self.folder(build, key)
+        tmp = final.parent / f".{key}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            shutil.copy2(wheel, tmp / wheel.name)
+            meta = {"build": build, "key": key, "wheel": wheel.name, "inputs": inputs, "created": time.time()}
+            (tmp / "key.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        entry = self._entry(final)
+        assert entry is not None
+        return entry
+
+    def entries(self) -> list[Entry]:
+        if not self.root.is_dir():
+            return []
+        found = (self._entry(folder) for build in sorted(self.root.iterdir()) if build.is_dir()
+                 for folder in sorted(build.iterdir()) if not folder.name.startswith("."))
+        return [e for e in found if e is not None]
+
+    def remove(self, entry: Entry) -> None:
+        shutil.rmtree(entry.wheel.parent, ignore_errors=True)
+
+    def _entry(self, folder: Path) -> Optional[Entry]:
+        try:
+            meta = json.loads((folder / "key.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        wheel = folder / meta.get("wheel", "")
+        if not wheel.is_file():
+            return None
+        return Entry(meta["build"], meta["key"], wheel, meta.get("inputs", {}), meta.get("created", 0.0))

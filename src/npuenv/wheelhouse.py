@@ -1,0 +1,78 @@
+"""What is in the wheelhouse, and which of it a spec still references (for `invoke wheels`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .digest import sha256_file
+from .wheelcache import WheelCache
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str  # downloaded | built
+    path: Path
+    name: str  # file name, or the build's name
+    detail: str  # key inputs of a built wheel
+    size: int
+    age_days: float
+    used_by: tuple[str, ...]  # spec names that reference it
+
+    @property
+    def unused(self) -> bool:
+        return not self.used_by
+
+
+def pinned_files(spec: Any) -> set[str]:
+    files = {f.filename for w in spec.wheels.values() for f in w.files.values()}
+    files |= {f.filename for b in spec.builds.values() if b.prebuilt for f in b.prebuilt.files.values()}
+    return files
+
+
+def references_build(spec: Any, inputs: dict[str, Any], build: str) -> bool:
+    """A built wheel is still wanted by `spec` when its source commit and patches are the spec's."""
+    entry = spec.builds.get(build)
+    if entry is None or entry.repo not in spec.repos or spec.repos[entry.repo].commit != inputs.get("commit"):
+        return False
+    patch_hashes = {sha256_file(p.file) for p in spec.patches.values() if p.repo == entry.repo}
+    return set(inputs.get("patches", {}).values()) <= patch_hashes
+
+
+def describe_inputs(inputs: dict[str, Any]) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in inputs.get("versions", {}).items())
+    patches = len(inputs.get("patches", {}))
+    return (f"{str(inputs.get('commit', '?'))[:12]} +{patches} patch{'es' if patches != 1 else ''}, "
+            f"{inputs.get('python')}, {inputs.get('platform')}" + (f", {versions}" if versions else ""))
+
+
+def inventory(wheels_dir: Path, specs: Sequence[Any]) -> list[Item]:
+    now = time.time()
+    items = []
+    for path in sorted(wheels_dir.glob("*.whl")):
+        stat = path.stat()
+        users = tuple(s.name for s in specs if path.name in pinned_files(s))
+        items.append(Item("downloaded", path, path.name, "", stat.st_size, (now - stat.st_mtime) / 86400, users))
+    for entry in WheelCache(wheels_dir).entries():
+        users = tuple(s.name for s in specs if references_build(s, entry.inputs, entry.build))
+        items.append(Item("built", entry.wheel.parent, f"{entry.build}: {entry.wheel.name}",
+                          describe_inputs(entry.inputs), entry.size, (now - entry.created) / 86400, users))
+    return items
+
+
+def prune(items: Sequence[Item]) -> list[Item]:
+    """Delete what no spec references; returns what was removed."""
+    import shutil
+
+    removed = []
+    for item in items:
+        if item.unused:
+            if item.path.is_dir():
+                shutil.rmtree(item.path)
+            else:
+                item.path.unlink()
+            removed.append(item)
+    return removed
