@@ -1,0 +1,487 @@
+"""kill-npu as data: discover who holds the NPUs, plan whom to stop, stop them, read the devices again.
+
+Discovery merges two sources. npu-smi's process table names PIDs per NPU, but in a container those may
+be the host's PIDs; /proc/*/fd shows which processes *here* have a device file open. Only processes seen
+holding a device file here (and the members of their process trees) are ever signalled; an npu-smi PID
+that is not visible here is reported as a host PID, one that is visible but holds no device file as
+unverified. Everyone is `ma-user`, so ownership is the NPUENV_USER tag in a process's environment.
+
+Where to look (both documented in the README): NPUENV_NPU_SMI names the npu-smi binary (default
+/usr/local/bin/npu-smi, /usr/local/sbin/npu-smi, then PATH; none found: /proc only), NPUENV_DEVICE_GLOB
+the device files (default /dev/davinci[0-9]*; the device number is the trailing digits of the name).
+
+Nothing here prints: the task renders Plan, StopReport and DeviceState.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import NpuenvError, UsageError
+from .npu import NpuSmiInfo, parse_npu_smi_info
+from .procs import (DEFAULT_DEVICE_GLOB, PROC, TAG_VARIABLE, UNREADABLE, ProcessTable, Stat, device_files,
+                    read_stat, scan_holders)
+
+NPU_SMI_VARIABLE = "NPUENV_NPU_SMI"
+DEVICE_GLOB_VARIABLE = "NPUENV_DEVICE_GLOB"
+NPU_SMI_LOCATIONS = ("/usr/local/bin/npu-smi", "/usr/local/sbin/npu-smi")
+NPU_SMI_TIMEOUT = 30.0
+
+STOP, SKIP = "stop", "skip"
+HOST_PID = "host PID, not visible here"
+
+
+class KillNpuError(NpuenvError):
+    """npu-smi is misconfigured, or processes survived SIGKILL."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where to look: the npu-smi binary (None: /proc only), the device files' glob, the /proc root."""
+
+    npu_smi: Optional[str]
+    device_glob: str = DEFAULT_DEVICE_GLOB
+    proc: str = PROC
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        return cls(find_npu_smi(env), env.get(DEVICE_GLOB_VARIABLE) or DEFAULT_DEVICE_GLOB)
+
+
+def find_npu_smi(env: Mapping[str, str]) -> Optional[str]:
+    """$NPUENV_NPU_SMI, else /usr/local/bin/npu-smi, /usr/local/sbin/npu-smi, else npu-smi on PATH."""
+    override = env.get(NPU_SMI_VARIABLE)
+    if override:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise KillNpuError(f"{NPU_SMI_VARIABLE}={override}: not an executable file",
+                               hint=f"point {NPU_SMI_VARIABLE} at npu-smi, or unset it to use "
+                                    f"{' or '.join(NPU_SMI_LOCATIONS)} or PATH")
+        return override
+    for location in NPU_SMI_LOCATIONS:
+        if os.path.isfile(location) and os.access(location, os.X_OK):
+            return location
+    return shutil.which("npu-smi", path=env.get("PATH"))
+
+
+@dataclass
+class Snapshot:
+    """What discovery saw: device files, their holders in /proc, npu-smi's tables, and the process table."""
+
+    config: Config
+    devices: dict[str, int]
+    holders: dict[int, frozenset[int]]
+    smi: Optional[NpuSmiInfo]
+    table: ProcessTable
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def known_devices(self) -> set[int]:
+        known = set(self.devices.values())
+        for held in self.holders.values():
+            known |= held
+        if self.smi is not None:
+            known |= {d.npu for d in self.smi.devices} | set(self.smi.idle) | {p.npu for p in self.smi.processes}
+        return known
+
+
+def discover(config: Config) -> Snapshot:
+    """Run npu-smi and, while it runs, scan /proc for processes holding the device files."""
+    began = time.perf_counter()
+    notes: list[str] = []
+    runner = _start_npu_smi(config.npu_smi, notes) if config.npu_smi else None
+    devices = device_files(config.device_glob)
+    holders = scan_holders(devices, config.proc)
+    if runner is not None:
+        holders.pop(runner.pid, None)  # npu-smi itself may have a device open while it reads
+    table = ProcessTable(config.proc)
+    smi = _finish_npu_smi(runner, notes) if runner else None
+    if not config.npu_smi:
+        notes.append(f"npu-smi not found ({NPU_SMI_VARIABLE}, {', '.join(NPU_SMI_LOCATIONS)}, PATH): "
+                     "using /proc only")
+    if not devices:
+        notes.append(f"no device files match {config.device_glob} (set {DEVICE_GLOB_VARIABLE} if they live "
+                     "elsewhere): nothing can be verified as holding an NPU here")
+    return Snapshot(config, devices, holders, smi, table, notes, time.perf_counter() - began)
+
+
+def _start_npu_smi(path: str, notes: list[str]) -> Optional[subprocess.Popen]:
+    try:
+        return subprocess.Popen([path, "info"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="replace")
+    except OSError as exc:
+        notes.append(f"npu-smi could not be started ({path}: {exc.strerror}): using /proc only")
+        return None
+
+
+def _finish_npu_smi(runner: subprocess.Popen, notes: list[str]) -> Optional[NpuSmiInfo]:
+    try:
+        out, err = runner.communicate(timeout=NPU_SMI_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        runner.kill()
+        runner.communicate()
+        notes.append(f"npu-smi did not answer within {NPU_SMI_TIMEOUT:.0f} s: using /proc only")
+        return None
+    if runner.returncode != 0:
+        first = ((err or "") + (out or "")).strip().splitlines()[:1]
+        notes.append(f"npu-smi info failed (exit {runner.returncode}"
+                     f"{': ' + first[0] if first else ''}): using /proc only")
+        return None
+    return parse_npu_smi_info(out)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One PID on one device, as shown in the table; `action` is STOP or SKIP (with a reason)."""
+
+    device: int
+    pid: int
+    root: Optional[int]
+    tag: Optional[str]
+    command: str
+    memory_mb: Optional[int]
+    seen_by: str
+    action: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A process to signal. `starttime` guards against a PID reused since discovery."""
+
+    pid: int
+    ppid: int
+    starttime: int
+    root: int
+    tag: Optional[str]
+    command: str
+    devices: frozenset[int] = frozenset()
+
+
+@dataclass
+class Plan:
+    rows: list[Row]
+    targets: list[Target]        # in signal order: each tree deepest first, its root last
+    zombies: list[Target]        # exited processes found on a device or in a tree: reaped or reported
+    devices: list[int]           # the devices in scope, for the report afterwards
+    scope: Optional[frozenset[int]]
+    user: Optional[str]
+    all_users: bool
+    caller: int
+    protected: frozenset[int]
+    proc: str = PROC
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def roots(self) -> list[int]:
+        return list(dict.fromkeys(t.root for t in self.targets))
+
+
+def make_plan(snapshot: Snapshot, user: Optional[str], all_users: bool = False,
+              devices: Optional[Iterable[int]] = None, caller: Optional[int] = None) -> Plan:
+    """Decide, per PID on each device, whether its process tree is stopped, and build the signal list.
+
+    Never selected: PID 1, `caller` (default: this process) and its ancestors, zombies, PIDs not visible
+    here, PIDs not seen holding a device file here, and (without `all_users`) processes whose tag is not
+    `user`."""
+    if not all_users and not user:
+        raise UsageError(f"whose processes? {TAG_VARIABLE} is not set and no user was given",
+                         hint="pass --user NAME to stop processes tagged NAME, or --all for everyone's "
+                              "(see them first with --dry-run)")
+    caller = os.getpid() if caller is None else caller
+    table = snapshot.table
+    protected = frozenset({0, 1, caller, *table.ancestors(caller)})
+    scope = frozenset(devices) if devices is not None else None
+    known = snapshot.known_devices()
+    if scope is not None and not scope <= known:
+        missing = ", ".join(str(d) for d in sorted(scope - known))
+        raise UsageError(f"no NPU {missing} on this machine",
+                         hint=f"NPUs found: {', '.join(map(str, sorted(known))) or 'none'} "
+                              f"(from npu-smi and {snapshot.config.device_glob})")
+    plan = Plan([], [], [], sorted(known if scope is None else scope), scope, user, all_users, caller,
+                protected, snapshot.config.proc, list(snapshot.notes))
+    roots: list[int] = []
+    for (device, pid), (memory, seen_by) in sorted(_findings(snapshot).items()):
+        if scope is not None and device not in scope:
+            continue
+        row = _judge(snapshot, plan, device, pid, memory, seen_by)
+        plan.rows.append(row)
+        if row.action == STOP and row.root not in roots:
+            roots.append(row.root)
+    for root in roots:
+        _add_tree(snapshot, plan, root)
+    _note_unverified(snapshot, plan)
+    return plan
+
+
+def _findings(snapshot: Snapshot) -> dict[tuple[int, int], tuple[Optional[int], str]]:
+    """{(device, pid): (memory MB, "npu-smi" / "/proc" / "npu-smi, /proc")} from both sources."""
+    seen: dict[tuple[int, int], tuple[Optional[int], list[str]]] = {}
+    for process in (snapshot.smi.processes if snapshot.smi else []):
+        memory, sources = seen.setdefault((process.npu, process.pid), (process.memory_mb, []))
+        sources.append("npu-smi")
+    for pid, held in snapshot.holders.items():
+        for device in held:
+            seen.setdefault((device, pid), (None, []))[1].append("/proc")
+    return {key: (memory, ", ".join(dict.fromkeys(sources))) for key, (memory, sources) in seen.items()}
+
+
+def _judge(snapshot: Snapshot, plan: Plan, device: int, pid: int, memory: Optional[int], seen_by: str) -> Row:
+    table = snapshot.table
+    stat = table.get(pid)
+
+    def row(action: str, reason: str = "", root: Optional[int] = None) -> Row:
+        tag = table.tag(pid) if stat is not None else None
+        command = table.command(pid) if stat is not None else _smi_name(snapshot, device, pid)
+        return Row(device, pid, root, tag, command, memory, seen_by, action, reason)
+
+    if stat is None:
+        return row(SKIP, HOST_PID if "/proc" not in seen_by else "exited")
+    if pid == 1:
+        return row(SKIP, "PID 1 (init): never stopped")
+    if pid == plan.caller:
+        return row(SKIP, "kill-npu itself")
+    if pid in plan.protected:
+        return row(SKIP, "an ancestor of kill-npu (its shell or launcher)")
+    if stat.zombie:
+        if all(z.pid != pid for z in plan.zombies):
+            plan.zombies.append(_target(table, stat, pid))
+        parent = table.get(stat.ppid)
+        return row(SKIP, f"zombie: exited, not reaped by its parent {stat.ppid} ({parent.comm if parent else '?'})")
+    if pid not in snapshot.holders:
+        return row(SKIP, "visible here but holds no device file here (a host PID?)")
+    root = table.tree_root(pid, plan.protected)
+    tag = table.tag(pid)
+    if not plan.all_users and tag != plan.user:
+        return row(SKIP, _whose(tag), root)
+    return row(STOP, "", root)
+
+
+def _whose(tag: Optional[str]) -> str:
+    if tag is None:
+        return "untagged (no NPUENV_USER in its environment): --all includes it"
+    if tag == UNREADABLE:
+        return "environment unreadable (another UNIX user?)"
+    return f"{tag}'s: --all includes it"
+
+
+def _add_tree(snapshot: Snapshot, plan: Plan, root: int) -> None:
+    table = snapshot.table
+    root_tag = table.tag(root)
+    taken = {t.pid for t in plan.targets} | {z.pid for z in plan.zombies}
+    for pid in [*table.descendants(root), root]:
+        stat = table.get(pid)
+        if stat is None or pid in taken or pid in plan.protected:
+            continue
+        target = _target(table, stat, root, snapshot.holders.get(pid, frozenset()))
+        if stat.zombie:  # its environment is gone: it is part of the tree, nobody's in particular
+            plan.zombies.append(target)
+        elif plan.all_users or target.tag is None or target.tag == root_tag:
+            plan.targets.append(target)
+        else:
+            plan.notes.append(f"PID {pid} in the tree of {root} is tagged {_tag_text(target.tag)}, not "
+                              f"{_tag_text(root_tag)}: left alone")
+
+
+def _target(table: ProcessTable, stat: Stat, root: int, devices: frozenset[int] = frozenset()) -> Target:
+    return Target(stat.pid, stat.ppid, stat.starttime, root, table.tag(stat.pid), table.command(stat.pid),
+                  devices)
+
+
+def _note_unverified(snapshot: Snapshot, plan: Plan) -> None:
+    unverified = [r for r in plan.rows if r.reason.startswith("visible here but")]
+    if unverified and not snapshot.holders:
+        plan.notes.append(f"npu-smi lists {len(unverified)} PID(s) seen here that hold none of "
+                          f"{snapshot.config.device_glob}: if the device files have other names, set "
+                          f"{DEVICE_GLOB_VARIABLE}")
+
+
+def _smi_name(snapshot: Snapshot, device: int, pid: int) -> str:
+    for process in (snapshot.smi.processes if snapshot.smi else []):
+        if process.npu == device and process.pid == pid:
+            return process.name
+    return ""
+
+
+def _tag_text(tag: Optional[str]) -> str:
+    return "nothing" if tag is None else ("unreadable" if tag == UNREADABLE else repr(tag))
+
+
+
+@dataclass(frozen=True)
+class ZombieFate:
+    pid: int
+    ppid: int
+    parent_command: str
+    fate: str
+
+
+@dataclass
+class StopReport:
+    terminated: list[int] = field(default_factory=list)   # exited after SIGTERM
+    killed: list[int] = field(default_factory=list)       # needed SIGKILL after the grace period
+    survivors: list[int] = field(default_factory=list)    # still there after SIGKILL
+    gone: list[int] = field(default_factory=list)         # had exited before they were signalled
+    denied: list[int] = field(default_factory=list)       # not ours to signal (EPERM)
+    zombies: list[ZombieFate] = field(default_factory=list)
+    grace: float = 0.0
+    seconds: float = 0.0
+
+
+def stop(plan: Plan, grace: float = 10.0, *, poll: float = 0.05, kill_wait: float = 5.0,
+         settle: float = 0.5) -> StopReport:
+    """SIGTERM every target (children before parents), wait up to `grace` seconds, SIGKILL the rest
+    (and any child they started meanwhile), then reap or report zombies."""
+    began = time.monotonic()
+    report = StopReport(grace=grace)
+    pending: dict[int, Target] = {}
+    for target in plan.targets:
+        outcome = _send(plan, target, signal.SIGTERM)
+        if outcome == "sent":
+            pending[target.pid] = target
+        else:
+            (report.denied if outcome == "denied" else report.gone).append(target.pid)
+    report.terminated = _wait(plan, pending, began + grace, poll)
+    if pending:
+        for late in _late_children(plan, pending):
+            pending[late.pid] = late
+        for target in list(pending.values()):
+            if _send(plan, target, signal.SIGKILL) == "sent":
+                report.killed.append(target.pid)
+            else:
+                report.terminated.append(pending.pop(target.pid).pid)
+        _wait(plan, pending, time.monotonic() + kill_wait, poll)
+        report.survivors = sorted(pending)
+    stopped = [t for t in plan.targets if t.pid not in pending]
+    report.zombies = _settle_zombies(plan, [*plan.zombies, *stopped], settle, poll)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _send(plan: Plan, target: Target, sig: int) -> str:
+    """Signal `target` if it is still the process the plan saw: "sent", "gone" or "denied"."""
+    if target.pid <= 1 or target.pid in plan.protected or target.pid == os.getpid():
+        raise KillNpuError(f"refusing to signal PID {target.pid}: PID 1, kill-npu and its ancestors are "
+                           "never stopped")
+    stat = read_stat(target.pid, plan.proc)
+    if stat is None or stat.starttime != target.starttime or stat.zombie:
+        return "gone"
+    try:
+        os.kill(target.pid, sig)
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        return "denied"
+    return "sent"
+
+
+def _state(plan: Plan, target: Target) -> Optional[Stat]:
+    """The target's stat while it is still the same process, else None (exited and reaped, PID reused)."""
+    stat = read_stat(target.pid, plan.proc)
+    return stat if stat is not None and stat.starttime == target.starttime else None
+
+
+def _wait(plan: Plan, pending: dict[int, Target], deadline: float, poll: float) -> list[int]:
+    """Wait until every pending target has exited (a zombie counts) or the deadline; return the exited."""
+    exited: list[int] = []
+    while True:
+        for pid, target in list(pending.items()):
+            stat = _state(plan, target)
+            if stat is None or stat.zombie:
+                if stat is not None:
+                    _reap_if_ours(stat)
+                exited.append(pending.pop(pid).pid)
+        if not pending or time.monotonic() >= deadline:
+            return exited
+        time.sleep(poll)
+
+
+def _late_children(plan: Plan, pending: dict[int, Target]) -> list[Target]:
+    """Children the survivors started during the grace period (a launcher restarting its workers)."""
+    table = ProcessTable(plan.proc)
+    known = {t.pid for t in plan.targets}
+    late: list[Target] = []
+    for target in list(pending.values()):
+        stat = table.get(target.pid)
+        if stat is None or stat.starttime != target.starttime:
+            continue
+        for pid in table.descendants(target.pid):
+            child = table.get(pid)
+            if pid not in known and pid not in plan.protected and child is not None and not child.zombie:
+                known.add(pid)
+                late.append(_target(table, child, target.root))
+    return late
+
+
+def _reap_if_ours(stat: Stat) -> bool:
+    if stat.ppid != os.getpid():
+        return False
+    try:
+        os.waitpid(stat.pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return True
+
+
+def _settle_zombies(plan: Plan, candidates: list[Target], settle: float, poll: float) -> list[ZombieFate]:
+    """Reap zombies whose parent is this process; give the others `settle` seconds to be reaped by their
+    parent (or by init, when the parent was stopped too); report the rest with their parent."""
+    fates: dict[int, ZombieFate] = {}
+    deadline = time.monotonic() + settle
+    watching = {t.pid: t for t in candidates}
+    while watching:
+        for pid, target in list(watching.items()):
+            stat = _state(plan, target)
+            if stat is None or not stat.zombie:
+                watching.pop(pid)
+                if target in plan.zombies:
+                    fates[pid] = ZombieFate(pid, target.ppid, "", "reaped")
+            elif _reap_if_ours(stat):
+                watching.pop(pid)
+                fates[pid] = ZombieFate(pid, stat.ppid, "kill-npu", "reaped by kill-npu (its parent)")
+            elif time.monotonic() >= deadline:
+                watching.pop(pid)
+                parent = read_stat(stat.ppid, plan.proc)
+                fates[pid] = ZombieFate(pid, stat.ppid, parent.comm if parent else "?",
+                                        f"still a zombie: its parent {stat.ppid} has not reaped it (a zombie "
+                                        "holds no device; stopping or fixing the parent clears it)")
+        if watching:
+            time.sleep(poll)
+    return [fates[pid] for pid in sorted(fates)]
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    device: int
+    holders: tuple[Row, ...]
+
+    @property
+    def free(self) -> bool:
+        return not self.holders
+
+
+def device_states(plan: Plan) -> list[DeviceState]:
+    """Per device in the plan's scope: the rows holding it (none: free)."""
+    return [DeviceState(d, tuple(r for r in plan.rows if r.device == d)) for d in plan.devices]
+
+
+def recheck(config: Config, plan: Plan, stopped: Iterable[int] = (), settle: float = 3.0,
+            poll: float = 0.25) -> list[DeviceState]:
+    """Read npu-smi and /proc again and report each device free or held. npu-smi may list a process for a
+    moment after it exits: while a device is still listed for a `stopped` PID, read again up to `settle` s."""
+    stopped = set(stopped)
+    deadline = time.monotonic() + settle
+    while True:
+        again = make_plan(discover(config), plan.user, plan.all_users, plan.scope, plan.caller)
+        again.devices = sorted(set(plan.devices) | (set(again.devices) if plan.scope is None else set()))
+        states = device_states(again)
+        lagging = any(r.pid in stopped for s in states for r in s.holders)
+        if not lagging or time.monotonic() >= deadline:
+            return states
+        time.sleep(poll)

@@ -1,0 +1,178 @@
+"""`kill-npu`: stop the process trees that hold NPUs, by default only the caller's own (NPUENV_USER)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, Optional
+
+from invoke import task
+
+from .boundary import boundary
+
+
+@task(
+    help={
+        "all": "stop everyone's processes, not only those tagged with your NPUENV_USER",
+        "device": "only processes on these NPUs: N or N,M (repeatable; default all)",
+        "dry-run": "show the table and what would be stopped; signal nothing",
+        "yes": "stop without asking (needed when stdin is not a terminal)",
+        "grace": "seconds between SIGTERM and SIGKILL (default 10)",
+        "user": "stop processes tagged NPUENV_USER=NAME (default $NPUENV_USER)",
+    },
+    iterable=["device"],
+)
+@boundary
+def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace=10.0, user=None):
+    """Stop the processes holding NPUs (yours by default), SIGTERM then SIGKILL, and check the NPUs are free."""
+    from .. import killnpu
+    from ..errors import UsageError
+    from ..procs import TAG_VARIABLE
+    from ..report import Console
+
+    console = Console()
+    if grace < 0:
+        raise UsageError(f"--grace must be 0 or more seconds, got {grace}")
+    config = killnpu.Config.from_env(os.environ)
+    plan = killnpu.make_plan(killnpu.discover(config), user or os.environ.get(TAG_VARIABLE) or None, all_,
+                             _device_numbers(device or []))
+    _render_plan(console, plan, grace)
+    if not plan.targets:
+        _render_states(console, killnpu.device_states(plan))
+        return
+    if dry_run:
+        console.line("dry run: nothing was signalled")
+        return
+    if not yes and not _confirm(plan):
+        console.line("nothing was signalled")
+        return
+    report = killnpu.stop(plan, grace)
+    _render_report(console, report)
+    _render_states(console, killnpu.recheck(config, plan, stopped=[t.pid for t in plan.targets]))
+    if report.survivors:
+        raise killnpu.KillNpuError(
+            f"{len(report.survivors)} process(es) survived SIGKILL: {', '.join(map(str, report.survivors))}",
+            hint="a process stuck inside the driver (state D) dies when the driver lets go; wait and run "
+                 "kill-npu again, or restart the container")
+
+
+def _device_numbers(values: list[str]) -> Optional[list[int]]:
+    from ..errors import UsageError
+
+    numbers = []
+    for value in values:
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part.isdigit():
+                raise UsageError(f"--device expects NPU numbers such as 0 or 0,1; got {value!r}")
+            numbers.append(int(part))
+    return numbers or None
+
+
+def _confirm(plan: Any) -> bool:
+    from ..errors import UsageError
+
+    count, trees = len(plan.targets), len(plan.roots)
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to stop {count} process(es) without confirmation: stdin is not a terminal",
+                         hint="look first with --dry-run, then run again with --yes")
+    try:
+        answer = input(f"Stop {count} process(es) in {trees} tree(s)? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _user_text(tag: Any) -> str:
+    from ..procs import UNREADABLE
+
+    return "-" if tag is None else ("?" if tag == UNREADABLE else tag)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _command(text: str, width: int) -> str:
+    """The command line with its program's folder dropped: `/x/.venv/bin/python train.py` -> `python train.py`."""
+    head, _, rest = (text or "?").partition(" ")
+    return _cut(f"{os.path.basename(head) if head.startswith('/') else head} {rest}".strip(), width)
+
+
+def _table(console: Any, header: list[str], rows: list[list[str]], right: Iterable[int] = ()) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def fmt(cells: list[str]) -> str:
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(parts).rstrip()
+
+    for cells in [header, *rows]:
+        console.line(fmt(cells))
+
+
+def _render_plan(console: Any, plan: Any, grace: float) -> None:
+    for note in plan.notes:
+        console.line(f"note: {note}")
+    if not plan.rows:
+        console.line("no process holds an NPU" + (" in scope" if plan.scope else ""))
+        return
+    rows = [[str(r.device), str(r.pid), str(r.root) if r.root else "-", _user_text(r.tag),
+             f"{r.memory_mb} MB" if r.memory_mb is not None else "-", _command(r.command, 48),
+             r.action + (f": {r.reason}" if r.reason else "")] for r in plan.rows]
+    _table(console, ["NPU", "PID", "ROOT", "USER", "MEMORY", "COMMAND", "ACTION"], rows, right={4})
+    console.line("")
+    if not plan.targets:
+        skipped = sum(r.action != "stop" for r in plan.rows)
+        whose = "everyone's" if plan.all_users else f"tagged {plan.user!r}"
+        console.line(f"nothing to stop: none of the {skipped} process(es) above may be stopped ({whose})")
+        if not plan.all_users and any(r.reason.endswith("--all includes it") for r in plan.rows):
+            console.line("hint: other people's and untagged processes are left alone; --all includes them "
+                         "(check with the owner first)")
+        return
+    console.line(f"to stop: {len(plan.targets)} process(es) in {len(plan.roots)} tree(s); SIGTERM, then "
+                 f"SIGKILL after {grace:g} s")
+    for root in plan.roots:
+        members = [t for t in plan.targets if t.root == root]
+        head = next((t for t in members if t.pid == root), members[-1])
+        console.line(f"  tree {root} ({_user_text(head.tag)}): {_command(head.command, 60)}")
+        for t in members:
+            held = f"  [NPU {', '.join(map(str, sorted(t.devices)))}]" if t.devices else ""
+            console.line(f"    {t.pid:>7}  {_command(t.command, 60)}{held}")
+    for z in plan.zombies:
+        console.line(f"  zombie {z.pid} (parent {z.ppid}): already exited, holds no device file; not signalled")
+
+
+def _render_report(console: Any, report: Any) -> None:
+    parts = [f"{len(report.terminated)} exited on SIGTERM"]
+    if report.killed:
+        parts.append(f"{len(report.killed)} killed with SIGKILL after {report.grace:g} s "
+                     f"({', '.join(map(str, report.killed))})")
+    if report.gone:
+        parts.append(f"{len(report.gone)} had already exited")
+    if report.denied:
+        parts.append(f"{len(report.denied)} not permitted ({', '.join(map(str, report.denied))})")
+    if report.survivors:
+        parts.append(f"{len(report.survivors)} survived ({', '.join(map(str, report.survivors))})")
+    console.line(f"stopped in {report.seconds:.1f} s: " + "; ".join(parts))
+    for z in report.zombies:
+        parent = f" {z.parent_command}" if z.parent_command else ""
+        console.line(f"zombie {z.pid} (parent {z.ppid}{parent}): {z.fate}")
+
+
+def _render_states(console: Any, states: list[Any]) -> None:
+    for state in states:
+        if state.free:
+            console.line(f"NPU {state.device}: free")
+            continue
+        holders = ", ".join(f"{r.pid} ({_holder_text(r)})" for r in state.holders)
+        console.line(f"NPU {state.device}: held by {holders}")
+
+
+def _holder_text(row: Any) -> str:
+    from ..killnpu import HOST_PID
+
+    if row.reason == HOST_PID:
+        return HOST_PID
+    user = "untagged" if row.tag is None else _user_text(row.tag)
+    return f"{user}: {_command(row.command, 40)}"

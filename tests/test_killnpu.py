@@ -1,0 +1,313 @@
+"""kill-npu on real processes: holders of stand-in device files, a stand-in npu-smi, real signals.
+
+Safety: the code under test sees only this test's processes. The device glob points into the test's temp
+folder, the stand-in npu-smi lists only PIDs the test registered (plus a PID above the kernel's limit, so
+never a real process), and the plan signals only processes seen holding a device file, and their trees,
+which stop below the test process. Cleanup SIGKILLs only processes the lab started, by PID and start time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from npuenv import killnpu
+from npuenv.errors import UsageError
+from npuenv.killnpu import HOST_PID, SKIP, STOP, Config, discover, make_plan, recheck, stop
+from npuenv.procs import ProcessTable, read_stat
+from tests.world.npu import NpuLab
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = NpuLab(tmp_path / "npu")
+    yield lab
+    lab.cleanup()
+
+
+def rows_by_pid(plan):
+    return {r.pid: r for r in plan.rows}
+
+
+def states(device_states):
+    return {s.device: sorted(r.pid for r in s.holders) for s in device_states}
+
+
+def test_default_stops_only_the_callers_tagged_trees(lab):
+    alice, stubborn, bob, untagged = lab.start_many([
+        dict(tag="alice", devices=[0], children=[dict(devices=[1]), dict()]),
+        dict(tag="alice", devices=[1], ignore_term=True),
+        dict(tag="bob", devices=[2]),
+        dict(devices=[2]),
+    ])
+    host = lab.list_host_pid(3)
+    config = lab.config()
+
+    plan = make_plan(discover(config), user="alice")
+
+    rows = rows_by_pid(plan)
+    assert {t.pid for t in plan.targets} == set(alice.tree()) | {stubborn.pid}
+    assert sorted(plan.roots) == sorted([alice.pid, stubborn.pid])
+    assert [t.pid for t in plan.targets if t.root == alice.pid][-1] == alice.pid, "children before the root"
+    assert rows[alice.children[0].pid].root == alice.pid
+    assert rows[bob.pid].action == SKIP and rows[bob.pid].reason.startswith("bob's")
+    assert rows[untagged.pid].action == SKIP and rows[untagged.pid].reason.startswith("untagged")
+    assert rows[host].action == SKIP and rows[host].reason == HOST_PID
+    assert rows[alice.pid].action == STOP
+    assert rows[alice.pid].seen_by == "npu-smi, /proc" and rows[alice.pid].memory_mb == 1000
+
+    report = stop(plan, grace=0.5)
+
+    assert report.killed == [stubborn.pid]
+    assert sorted(report.terminated) == sorted(alice.tree())
+    assert not report.survivors
+    assert not any(lab.alive(p) for p in [alice, *alice.children, stubborn])
+    assert lab.alive(bob) and lab.alive(untagged)
+    after = states(recheck(config, plan, stopped=[t.pid for t in plan.targets]))
+    assert after == {0: [], 1: [], 2: sorted([bob.pid, untagged.pid]), 3: [host]}
+
+
+def test_all_stops_everyone_but_never_a_host_pid(lab):
+    processes = lab.start_many([dict(tag="alice", devices=[0]), dict(tag="bob", devices=[1]),
+                                dict(devices=[2], children=[dict(devices=[2])])])
+    host = lab.list_host_pid(3)
+    config = lab.config()
+
+    plan = make_plan(discover(config), user="alice", all_users=True)
+    assert {t.pid for t in plan.targets} == {pid for p in processes for pid in p.tree()}
+    assert host not in {t.pid for t in plan.targets}
+
+    report = stop(plan, grace=2)
+    assert not report.killed and not report.survivors
+    assert all(lab.gone(p) for p in processes)
+    assert states(recheck(config, plan)) == {0: [], 1: [], 2: [], 3: [host]}
+
+
+def test_device_filter_stops_only_the_trees_on_that_npu(lab):
+    on0, on1 = lab.start_many([dict(tag="alice", devices=[0]), dict(tag="alice", devices=[1])])
+    plan = make_plan(discover(lab.config()), user="alice", devices=[1])
+
+    assert [t.pid for t in plan.targets] == [on1.pid]
+    assert {r.device for r in plan.rows} == {1} and plan.devices == [1]
+    stop(plan, grace=2)
+    assert lab.gone(on1) and lab.alive(on0)
+    with pytest.raises(UsageError, match="no NPU 7"):
+        make_plan(discover(lab.config()), user="alice", devices=[7])
+
+
+def test_workers_started_during_the_grace_period_are_killed_too(lab):
+    launcher = lab.start(tag="alice", devices=[0], respawn=True)
+    plan = make_plan(discover(lab.config()), user="alice")
+    assert [t.pid for t in plan.targets] == [launcher.pid]
+
+    report = stop(plan, grace=0.5)
+
+    spawned = lab.spawned()
+    assert len(spawned) == 1, "the launcher answered SIGTERM with a new worker"
+    worker = spawned[0][0]
+    assert sorted(report.killed) == sorted([launcher.pid, worker])
+    assert not report.survivors
+    stat = read_stat(worker)
+    assert stat is None or stat.starttime != spawned[0][1] or stat.zombie
+
+
+def test_no_user_and_no_all_is_refused(lab):
+    lab.start(tag="alice", devices=[0])
+    with pytest.raises(UsageError) as caught:
+        make_plan(discover(lab.config()), user=None)
+    assert "--user" in caught.value.hint and "--all" in caught.value.hint
+
+
+def test_zombie_in_a_tree_is_reported_and_left_to_init(lab):
+    parent = lab.start(tag="alice", devices=[0], zombie=True)
+    plan = make_plan(discover(lab.config()), user="alice")
+
+    assert [z.pid for z in plan.zombies] == [parent.zombie]
+    assert parent.zombie not in {t.pid for t in plan.targets}
+    report = stop(plan, grace=2)
+    assert lab.gone(parent)
+    fates = {z.pid: z for z in report.zombies}
+    # The parent's death hands the zombie to init, which reaps it (or it is reported with its parent).
+    assert fates[parent.zombie].fate == "reaped" or fates[parent.zombie].ppid != parent.pid
+
+
+def test_zombie_whose_parent_is_the_caller_is_reaped(lab):
+    dead = lab.start(tag="alice", devices=[1], exit=True)  # exits; the test (its parent) does not reap it
+    lab.gone(dead, reap=False)
+    assert read_stat(dead.pid).zombie
+    config = lab.config()
+
+    plan = make_plan(discover(config), user="alice")
+    row = rows_by_pid(plan)[dead.pid]
+    assert row.action == SKIP and row.reason.startswith(f"zombie: exited, not reaped by its parent {os.getpid()}")
+    assert not plan.targets
+
+    report = stop(plan, grace=1)
+    assert [(z.pid, z.fate) for z in report.zombies] == [(dead.pid, "reaped by kill-npu (its parent)")]
+    assert read_stat(dead.pid) is None
+    assert states(recheck(config, plan))[1] == []
+
+
+def test_pid_1_the_caller_and_its_ancestors_are_never_targeted(lab, tmp_path):
+    shell = lab.start(tag="alice", devices=[0], children=[dict(devices=[1])])
+    caller = shell.children[0]  # plays kill-npu: its parent `shell` is its ancestor, and so is this test
+    lab.list(1, 3)
+    lab.list(os.getpid(), 2)
+    with open(lab.device(2), "rb"):  # the test process itself holds NPU 2
+        snapshot = discover(lab.config())
+        as_child = make_plan(snapshot, user=None, all_users=True, caller=caller.pid)
+        as_test = make_plan(snapshot, user=None, all_users=True)
+
+    rows = rows_by_pid(as_child)
+    assert rows[caller.pid].reason == "kill-npu itself"
+    assert rows[shell.pid].reason.startswith("an ancestor of kill-npu")
+    assert rows[os.getpid()].reason.startswith("an ancestor of kill-npu")
+    assert rows[1].reason.startswith("PID 1")
+    assert as_child.targets == []
+
+    rows = rows_by_pid(as_test)
+    assert rows[os.getpid()].reason == "kill-npu itself" and rows[1].action == SKIP
+    assert {t.pid for t in as_test.targets} == set(shell.tree())
+    never = {1, os.getpid(), *ProcessTable().ancestors(os.getpid())}
+    assert not never & {t.pid for t in as_test.targets}
+
+
+def test_npu_smi_pid_that_holds_no_device_here_is_not_signalled(lab):
+    idle = lab.start(tag="alice", devices=[], list=False)
+    lab.list(idle.pid, 0)  # npu-smi says it is on NPU 0, but it has no device file open here
+    plan = make_plan(discover(lab.config()), user="alice")
+    assert rows_by_pid(plan)[idle.pid].reason.startswith("visible here but holds no device file")
+    assert plan.targets == []
+
+
+def test_tree_roots_stop_at_session_leaders_tag_changes_and_process_groups(lab):
+    setsid, mixed, untagged, own_group = lab.start_many([
+        dict(tag="alice", new_session=True, children=[dict(devices=[0])]),
+        dict(tag="alice", children=[dict(tag="bob", devices=[1])]),
+        dict(children=[dict(devices=[2])]),
+        dict(children=[dict(devices=[3], new_pgrp=True)]),
+    ])
+    plan = make_plan(discover(lab.config()), user=None, all_users=True)
+    roots = {r.pid: r.root for r in plan.rows}
+    assert roots[setsid.children[0].pid] == setsid.children[0].pid   # parent is a session leader
+    assert roots[mixed.children[0].pid] == mixed.children[0].pid     # bob's child of alice's process
+    assert roots[untagged.children[0].pid] == untagged.pid           # untagged, same process group
+    assert roots[own_group.children[0].pid] == own_group.children[0].pid
+
+
+def test_discovery_without_npu_smi_uses_proc_and_survives_odd_comm(lab):
+    odd = lab.start(tag="alice", devices=[0], comm="a) (b c")
+    snapshot = discover(lab.config(npu_smi=False))
+    assert snapshot.holders == {odd.pid: frozenset({0})}
+    assert snapshot.table.get(odd.pid).comm == "a) (b c"
+    assert any("npu-smi not found" in n for n in snapshot.notes)
+    assert rows_by_pid(make_plan(snapshot, user="alice"))[odd.pid].seen_by == "/proc"
+
+
+def test_failing_npu_smi_leaves_proc_discovery_working(lab, tmp_path):
+    broken = tmp_path / "npu-smi-broken"
+    broken.write_text("#!/bin/sh\necho 'dcmi module initialize failed. ret is -8005' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    mine = lab.start(tag="alice", devices=[0])
+    snapshot = discover(Config(npu_smi=str(broken), device_glob=lab.glob))
+    assert snapshot.smi is None and snapshot.holders == {mine.pid: frozenset({0})}
+    assert snapshot.notes == ["npu-smi info failed (exit 1: dcmi module initialize failed. ret is -8005): "
+                              "using /proc only"]
+
+
+def test_find_npu_smi(tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "npu-smi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(killnpu, "NPU_SMI_LOCATIONS", (str(tmp_path / "nowhere"),))
+    assert killnpu.find_npu_smi({"PATH": str(fake.parent)}) == str(fake)
+    assert killnpu.find_npu_smi({"PATH": str(tmp_path)}) is None
+    assert killnpu.find_npu_smi({"NPUENV_NPU_SMI": str(fake), "PATH": ""}) == str(fake)
+    with pytest.raises(killnpu.KillNpuError) as caught:
+        killnpu.find_npu_smi({"NPUENV_NPU_SMI": str(tmp_path / "missing")})
+    assert "NPUENV_NPU_SMI" in caught.value.hint
+    assert Config.from_env({"NPUENV_DEVICE_GLOB": "/x/d[0-9]*", "PATH": ""}).device_glob == "/x/d[0-9]*"
+
+
+def invoke(lab, *args, user=None, env=None):
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "kill-npu", *args]
+    return subprocess.run(argv, env=env or lab.env(user), cwd=REPO, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+def test_task_stops_the_callers_processes(lab):
+    alice, bob = lab.start_many([dict(tag="alice", devices=[0], children=[dict()]), dict(tag="bob", devices=[1])])
+    host = lab.list_host_pid(3)
+
+    done = invoke(lab, "--yes", "--grace", "2", user="alice")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lab.gone(alice) and lab.alive(bob)
+    out = done.stdout
+    assert f"tree {alice.pid} (alice)" in out and "2 exited on SIGTERM" in out
+    assert "NPU 0: free" in out
+    assert f"NPU 1: held by {bob.pid} (bob:" in out
+    assert f"NPU 3: held by {host} (host PID, not visible here)" in out
+
+
+def test_task_user_option_and_device_list(lab):
+    a0, b1, b2 = lab.start_many([dict(tag="alice", devices=[0]), dict(tag="bob", devices=[1]),
+                                 dict(tag="bob", devices=[2])])
+    done = invoke(lab, "--user", "bob", "--device", "0,1", "--yes", "--grace", "2", user="alice")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lab.gone(b1) and lab.alive(a0) and lab.alive(b2)
+
+
+def test_task_dry_run_signals_nothing(lab):
+    processes = lab.start_many([dict(tag="alice", devices=[0]), dict(devices=[1])])
+    done = invoke(lab, "--all", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(lab.alive(p) for p in processes)
+    assert "NPU  PID" in done.stdout and "dry run: nothing was signalled" in done.stdout
+    assert "to stop: 2 process(es) in 2 tree(s)" in done.stdout
+
+
+def test_task_refuses_without_a_tag_or_a_terminal(lab):
+    mine = lab.start(tag="alice", devices=[0])
+    untagged = invoke(lab)
+    assert untagged.returncode == 2
+    assert "NPUENV_USER is not set" in untagged.stderr and "--all" in untagged.stderr
+
+    no_tty = invoke(lab, user="alice")
+    assert no_tty.returncode == 2
+    assert "stdin is not a terminal" in no_tty.stderr and "--yes" in no_tty.stderr
+    assert lab.alive(mine)
+
+
+@pytest.mark.parametrize("answer, stopped", [("n", False), ("y", True)])
+def test_task_asks_on_a_terminal(lab, answer, stopped):
+    mine = lab.start(tag="alice", devices=[0])
+    controller, terminal = os.openpty()
+    try:
+        argv = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "kill-npu", "--grace", "2"]
+        child = subprocess.Popen(argv, env=lab.env("alice"), cwd=REPO, stdin=terminal, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        os.write(controller, f"{answer}\n".encode())
+        out, err = child.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert child.returncode == 0, out + err
+    assert "Stop 1 process(es) in 1 tree(s)? [y/N]" in out
+    assert lab.gone(mine) if stopped else lab.alive(mine)
+    assert ("NPU 0: free" in out) == stopped
+
+
+def test_task_reports_a_missing_npu_smi_override(lab):
+    env = lab.env("alice")
+    env["NPUENV_NPU_SMI"] = str(lab.root / "no-such-npu-smi")
+    done = invoke(lab, "--dry-run", env=env)
+    assert done.returncode == 1
+    assert "not an executable file" in done.stderr and "hint:" in done.stderr

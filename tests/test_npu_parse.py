@@ -1,0 +1,216 @@
+"""The npu-smi parsers on captured and constructed text: one table of layouts, one expected result each."""
+
+from __future__ import annotations
+
+import pytest
+
+from npuenv.npu import (NpuDevice, NpuProcess, parse_npu_smi_devices, parse_npu_smi_idle, parse_npu_smi_info,
+                        parse_npu_smi_processes)
+
+# The two layouts quoted in UPSTREAM.md, verbatim.
+NONE_RUNNING = """\
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| No running processes found in NPU 0                                                            |
+"""
+
+ONE_RUNNING = """\
+| NPU     Chip         | Process id    | Process name             | Process memory(MB)      |
++======================+===============+====================================================+
+| 0       0            | 55115         | python                   | 30784                   |
+"""
+
+# A whole `npu-smi info` of an 8 x 910B box (driver 23.0), two NPUs busy, one with two processes.
+FULL_910B = """\
++------------------------------------------------------------------------------------------------+
+| npu-smi 23.0.rc3                 Version: 23.0.rc3                                             |
++---------------------------+---------------+----------------------------------------------------+
+| NPU   Name                | Health        | Power(W)    Temp(C)           Hugepages-Usage(page)|
+| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |
++===========================+===============+====================================================+
+| 0     910B1               | OK            | 97.2        37                0    / 0             |
+| 0                         | 0000:C1:00.0  | 0           0    / 0          33778/ 65536         |
++===========================+===============+====================================================+
+| 1     910B1               | OK            | 93.4        36                0    / 0             |
+| 0                         | 0000:01:00.0  | 0           0    / 0          3377 / 65536         |
++===========================+===============+====================================================+
+| 2     910B1               | Warning       | 95.0        35                0    / 0             |
+| 0                         | 0000:C2:00.0  | 0           0    / 0          61234/ 65536         |
++===========================+===============+====================================================+
+| 3     910B1               | OK            | 92.8        36                0    / 0             |
+| 0                         | 0000:02:00.0  | 0           0    / 0          3377 / 65536         |
++===========================+===============+====================================================+
++---------------------------+---------------+----------------------------------------------------+
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| 0       0                 | 55115         | python                   | 30784                   |
++===========================+===============+====================================================+
+| No running processes found in NPU 1                                                            |
++===========================+===============+====================================================+
+| 2       0                 | 60001         | python3.10               | 28672                   |
+| 2       0                 | 60002         | python3.10               | 28672                   |
++===========================+===============+====================================================+
+| No running processes found in NPU 3                                                            |
++===========================+===============+====================================================+
+"""
+
+# Atlas 300I Duo (310P): two chips per NPU, "Chip Device" under the name line.
+DUO_310P = """\
++--------------------------------------------------------------------------------------------------------+
+| npu-smi 23.0.0                                   Version: 23.0.0                                       |
++-------------------------------+-----------------+------------------------------------------------------+
+| NPU     Name                  | Health          | Power(W)     Temp(C)           Hugepages-Usage(page) |
+| Chip    Device                | Bus-Id          | AICore(%)    Memory-Usage(MB)                        |
++===============================+=================+======================================================+
+| 8       310P3                 | OK              | NA           51                0     / 0             |
+| 0       0                     | 0000:01:00.0    | 0            1685 / 44280                            |
+| 1       1                     | 0000:01:00.0    | 0            1455 / 43693                            |
++===============================+=================+======================================================+
++-------------------------------+-----------------+------------------------------------------------------+
+| NPU     Chip                  | Process id      | Process name             | Process memory(MB)        |
++===============================+=================+======================================================+
+| 8       0                     | 40100           | python                   | 120                       |
+| 8       1                     | 40101           | python                   | 98                        |
++===============================+=================+======================================================+
+"""
+
+PROCESS_CASES = [
+    ("upstream-none", NONE_RUNNING, []),
+    ("upstream-one", ONE_RUNNING, [(0, 0, 55115, "python", 30784)]),
+    ("full-910b", FULL_910B, [(0, 0, 55115, "python", 30784), (2, 0, 60001, "python3.10", 28672),
+                              (2, 0, 60002, "python3.10", 28672)]),
+    ("duo-310p", DUO_310P, [(8, 0, 40100, "python", 120), (8, 1, 40101, "python", 98)]),
+    ("wider-columns", """\
+| NPU          Chip                  | Process id          | Process name                       | Process memory(MB)           |
++====================================+=====================+==============================================================+
+| 5            0                     | 1234567             | torchrun                           | 65000                        |
+""", [(5, 0, 1234567, "torchrun", 65000)]),
+    ("narrow-no-padding", """\
+|NPU Chip|Process id|Process name|Process memory(MB)|
++========+==========+=============================+
+|1 0|77|python|12|
+|3 0|78||0|
+""", [(1, 0, 77, "python", 12), (3, 0, 78, "", 0)]),
+    ("second-chip-continues-the-npu", """\
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| 4       0                 | 1001          | python                   | 500                     |
+|         1                 | 1002          | python                   | 600                     |
+| 6                         | 1003          | infer                    | 700                     |
+""", [(4, 0, 1001, "python", 500), (4, 1, 1002, "python", 600), (6, None, 1003, "infer", 700)]),
+    ("chip-column-of-its-own", """\
+| NPU   | Chip  | Process id    | Process name             | Process memory(MB)      |
++=======+=======+===============+==========================+=========================+
+| 0     | 0     | 2001          | python                   | 1024                    |
+|       | 1     | 2002          | python                   | 2048                    |
+| 1     | 0     | 2003          | python                   | 4096                    |
+""", [(0, 0, 2001, "python", 1024), (0, 1, 2002, "python", 2048), (1, 0, 2003, "python", 4096)]),
+    ("extra-columns", """\
+| NPU     Chip      | Process id    | Process type | Process name        | Process memory(MB) | Container ID |
++===================+===============+==============+=====================+====================+==============+
+| 0       0         | 3001          | Train        | python              | 30000              | 9f0e1d2c3b4a |
+| 1       0         | 3002          | Infer        |                     | 1200               |              |
+""", [(0, 0, 3001, "python", 30000), (1, 0, 3002, "", 1200)]),
+    ("blank-names-and-unknown-memory", """\
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| 0       0                 | 4001          |                          | 30784                   |
+| 0       0                 | 4002          |                          | -                       |
+| 1       0                 | 4003          | python                   | NA                      |
+""", [(0, 0, 4001, "", 30784), (0, 0, 4002, "", None), (1, 0, 4003, "python", None)]),
+    ("names-with-spaces", """\
+| NPU     Chip         | Process id    | Process name             | Process memory(MB)      |
++======================+===============+====================================================+
+| 0       0            | 5001          | python train.py          | 100                     |
+""", [(0, 0, 5001, "python train.py", 100)]),
+    ("idle-and-busy-mixed", """\
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| No running processes found in NPU 0                                                            |
++===========================+===============+====================================================+
+| 1       0                 | 6001          | python                   | 10                      |
++===========================+===============+====================================================+
+| No running processes found in NPU 2                                                            |
+""", [(1, 0, 6001, "python", 10)]),
+    ("rows-without-a-header", """\
+| 0       0            | 7001          | python                   | 30784                   |
+| 1       0            | 7002          | python                   | 1                       |
+""", [(0, 0, 7001, "python", 30784), (1, 0, 7002, "python", 1)]),
+    ("row-that-does-not-fit-its-header", """\
+| NPU     Chip         | Process id    | Process name             | Process memory(MB)      |
++======================+===============+====================================================+
+| 2 | 1 | 8001 | python | 512 |
+""", [(2, 1, 8001, "python", 512)]),
+    ("pid-header-and-uppercase", """\
+| NPU ID  CHIP ID  | PID     | NAME        | MEMORY USAGE(MB) |
++==================+=========+=============+==================+
+| 7       0        | 9001    | mindie      | 2048             |
+""", [(7, 0, 9001, "mindie", 2048)]),
+    ("crlf-line-ends", ONE_RUNNING.replace("\n", "\r\n"), [(0, 0, 55115, "python", 30784)]),
+    ("driver-warnings-and-junk", """\
+dcmi module initialize failed. ret is -8005
+npu-smi: warning: something odd
+| NPU     Chip         | Process id    | Process name             | Process memory(MB)      |
++======================+===============+====================================================+
+| 0       0            | not-a-pid     | python                   | 1                       |
+| 0       0            | 11            | python                   | 1                       |
+""", [(0, 0, 11, "python", 1)]),
+    ("empty-output", "", []),
+    ("device-table-only", FULL_910B.split("+---------------------------+---------------+-----------------"
+                                          "-----------------------------------+\n| NPU     Chip")[0], []),
+]
+
+
+@pytest.mark.parametrize("text, expected", [c[1:] for c in PROCESS_CASES], ids=[c[0] for c in PROCESS_CASES])
+def test_process_table(text, expected):
+    assert parse_npu_smi_processes(text) == [NpuProcess(*row) for row in expected]
+
+
+IDLE_CASES = [
+    ("upstream-none", NONE_RUNNING, [0]),
+    ("upstream-one", ONE_RUNNING, []),
+    ("full-910b", FULL_910B, [1, 3]),
+    ("singular-and-spacing", "| No running process found in NPU12 |\n|no running processes found in npu 3|", [3, 12]),
+]
+
+
+@pytest.mark.parametrize("text, expected", [c[1:] for c in IDLE_CASES], ids=[c[0] for c in IDLE_CASES])
+def test_idle_npus(text, expected):
+    assert parse_npu_smi_idle(text) == expected
+
+
+OLD_910A = """\
++------------------------------------------------------------------------------------+
+| npu-smi 1.8.21                    Version: 20.2.2.spc001                           |
++----------------------+---------------+---------------------------------------------+
+| NPU   Name           | Health        | Power(W)   Temp(C)                          |
+| Chip                 | Bus-Id        | AICore(%)  Memory-Usage(MB)  HBM-Usage(MB)  |
++======================+===============+=============================================+
+| 0     910A           | OK            | 68.2       36                               |
+| 0                    | 0000:C1:00.0  | 0          2621 / 15089      0    / 32768   |
++======================+===============+=============================================+
+| 1     910A           | Alarm         | 65.1       35                               |
+| 0                    | 0000:81:00.0  | 0          2621 / 15089      0    / 32768   |
++======================+===============+=============================================+
+"""
+
+DEVICE_CASES = [
+    ("full-910b", FULL_910B, [(0, "910B1", "OK", (0,)), (1, "910B1", "OK", (0,)), (2, "910B1", "Warning", (0,)),
+                              (3, "910B1", "OK", (0,))]),
+    ("duo-310p", DUO_310P, [(8, "310P3", "OK", (0, 1))]),
+    ("old-910a", OLD_910A, [(0, "910A", "OK", (0,)), (1, "910A", "Alarm", (0,))]),
+    ("process-table-only", ONE_RUNNING, []),
+    ("empty", "", []),
+]
+
+
+@pytest.mark.parametrize("text, expected", [c[1:] for c in DEVICE_CASES], ids=[c[0] for c in DEVICE_CASES])
+def test_device_table(text, expected):
+    assert parse_npu_smi_devices(text) == [NpuDevice(*row) for row in expected]
+
+
+def test_info_gathers_all_three():
+    info = parse_npu_smi_info(FULL_910B)
+    assert [d.npu for d in info.devices] == [0, 1, 2, 3]
+    assert [p.pid for p in info.processes] == [55115, 60001, 60002]
+    assert info.idle == [1, 3]
