@@ -2,8 +2,10 @@
 
 ``world`` (session): a CA, the synthetic upstream repos, the wheels and an HTTPS server serving them.
 ``fresh_upstream`` (function): the same world, with the upstream repos rebuilt pristine afterwards
-(use it in tests that call ``add_commit``). Load with ``pytest_plugins = ["tests.world.fixtures"]``
-or ``from tests.world.fixtures import *`` in a conftest.
+(use it in tests that call ``add_commit``).
+``world_video`` (session): a 2 s 64x48 test video made by the real ffmpeg (skips without ffmpeg).
+``skip_unless_tools(*names)``: skip the calling test unless every named tool is on PATH.
+Load with ``pytest_plugins = ["tests.world.fixtures"]`` or ``from tests.world.fixtures import *`` in a conftest.
 
 PYTEST_DONT_REWRITE: this module has no asserts; the marker keeps pytest quiet when a conftest
 imports it before ``pytest_plugins`` names it.
@@ -17,16 +19,21 @@ import platform
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
+import yaml
 
+from tests.world.builds import make_test_video, missing_reason
 from tests.world.ca import make_ca
 from tests.world.server import WorldServer, sha256_file
-from tests.world.upstream import REPOS, Upstreams, build_upstreams
-from tests.world.wheels import build_stand_in_wheels, fetch_real_wheels, find_python, torch_npu_filename
+from tests.world.upstream import ALL_REPOS, Upstreams, build_upstreams
+from tests.world.wheels import build_stand_in_wheels, fetch_world_wheels, find_python, torch_npu_filename
 
-__all__ = ["TRUST_VARIABLES", "World", "build_world", "clean_env", "fresh_upstream", "world"]
+__all__ = ["TRUST_VARIABLES", "World", "build_world", "clean_env", "fresh_upstream", "skip_unless_tools", "world",
+           "world_video"]
+
+OFF_INDEX_DIR = "off-index"  # under <docroot>/files: wheels served by URL only, not by the index
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "env_specs" / "mindspeed-mm-internvl2.5.yaml"
 
@@ -52,11 +59,13 @@ class World:
     wheel_sha256: Dict[str, str]
     torch_npu_file: str
     python310: Optional[Path]
+    decord2_file: str = ""
+    newer_setuptools_file: str = ""
     commits: Dict[str, str] = field(init=False)
     mirrors: Dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.commits = dict(self.upstreams.pins)
+        self.commits = dict(self.upstreams.pins)  # the repos npuenv's spec pins (REPOS), nothing else
         self.mirrors = {
             "https://gitee.com/": f"{self.url}/git/gitee.com/",
             "https://github.com/": f"{self.url}/git/github.com/",
@@ -86,13 +95,15 @@ class World:
         """A spec that extends npuenv's default and points it at this world through mirrors.
 
         The repos are pinned to the world's commits and torch_npu to the stand-in wheel; `override`
-        replaces top-level keys.
+        replaces top-level keys. Only repos the default spec names are pinned: a world repo the
+        spec does not name (yet) would make the spec invalid (no url).
         """
         arch = platform.machine()
+        known = _spec_repo_names(DEFAULT_SPEC)
         data: Dict[str, object] = {
             "extends": str(DEFAULT_SPEC),
             "mirrors": dict(self.mirrors),
-            "repos": {name: {"commit": sha} for name, sha in self.commits.items()},
+            "repos": {name: {"commit": sha} for name, sha in self.commits.items() if name in known},
             "wheels": {"torch_npu": {"files": {arch: {
                 "filename": self.torch_npu_file, "sha256": self.wheel_sha256[self.torch_npu_file]}}}},
         }
@@ -101,12 +112,47 @@ class World:
         return path
 
     def repo_url(self, name: str) -> str:
-        """The world URL of an upstream repo by short name (``mindspeed-mm``, ``mindspeed``, ``megatron``)."""
-        return f"{self.url}/git/{REPOS[name]}"
+        """The world URL of an upstream repo by short name (``mindspeed-mm``, ``apex``, ``nvidia-apex``, ...)."""
+        return f"{self.url}/git/{ALL_REPOS[name]}"
+
+    @property
+    def nested_commits(self) -> Dict[str, str]:
+        """Pinned commits of the repos upstream code fetches itself: nvidia-apex, dlpack, dmlc-core."""
+        return dict(self.upstreams.nested_pins)
+
+    @property
+    def nvidia_apex_commit(self) -> str:
+        """The NVIDIA apex commit the world's apex build.sh checks out."""
+        return self.upstreams.nested_pins["nvidia-apex"]
+
+    def file_url(self, relpath: str) -> str:
+        """The world URL of a file under <docroot>/files."""
+        return f"{self.url}/files/{relpath}"
+
+    @property
+    def newer_setuptools_url(self) -> str:
+        """URL of a real setuptools wheel newer than apex's build accepts (not listed in the index)."""
+        return self.file_url(f"{OFF_INDEX_DIR}/{self.newer_setuptools_file}")
 
     def reset_upstreams(self) -> None:
         """Rebuild the upstream repos pristine (same shas: the builds are deterministic)."""
         self.upstreams = build_upstreams(self.server.git_root)
+
+
+def _spec_repo_names(path: Path) -> List[str]:
+    """Names under ``repos:`` in a spec file (without following ``extends``)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return list(data.get("repos") or {})
+
+
+def _publish(wheels: List[Path], dest: Path) -> Dict[str, str]:
+    """Copy ``wheels`` into ``dest``; returns file name -> sha256."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shas = {}
+    for wheel in wheels:
+        shutil.copy2(wheel, dest / wheel.name)
+        shas[wheel.name] = sha256_file(wheel)
+    return shas
 
 
 def build_world(root: Path, wheel_cache: Path) -> World:
@@ -116,12 +162,13 @@ def build_world(root: Path, wheel_cache: Path) -> World:
     upstreams = build_upstreams(docroot / "git")
     wheels_dir = docroot / "files" / "wheels"
     shas = build_stand_in_wheels(wheels_dir)
-    for wheel in fetch_real_wheels(wheel_cache):
-        shutil.copy2(wheel, wheels_dir / wheel.name)
-        shas[wheel.name] = sha256_file(wheel)
+    real = fetch_world_wheels(wheel_cache)
+    shas.update(_publish(real.index, wheels_dir))
+    shas.update(_publish(real.off_index, docroot / "files" / OFF_INDEX_DIR))
     server = WorldServer(docroot, ca.server_context()).start()
     return World(url=server.url, ca_pem=ca.ca_pem, server=server, docroot=docroot, upstreams=upstreams,
-                 wheel_sha256=shas, torch_npu_file=torch_npu_filename(), python310=find_python("3.10"))
+                 wheel_sha256=shas, torch_npu_file=torch_npu_filename(), python310=find_python("3.10"),
+                 decord2_file=real.decord2.name, newer_setuptools_file=real.off_index[0].name)
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +192,17 @@ def fresh_upstream(world: World) -> Iterator[World]:
         world.reset_upstreams()
         world.server.clear_faults()
         world.server.clear_requests()
+
+
+def skip_unless_tools(*names: str) -> None:
+    """Skip the calling test, naming what is missing, unless every tool in ``names`` is on PATH."""
+    reason = missing_reason(names)
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def world_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 s, 64x48, 10 fps (20 frames) yuv420p test video made by the real ffmpeg."""
+    skip_unless_tools("ffmpeg")
+    return make_test_video(tmp_path_factory.mktemp("video") / "testsrc.mp4")

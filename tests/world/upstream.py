@@ -1,5 +1,8 @@
 """Synthetic upstream repositories for the test world, built as bare repos with ``git fast-import``.
 
+This module holds the machinery and the MindSpeed-MM, MindSpeed and Megatron-LM repos; ``builds``
+holds the repos npuenv builds from source (apex, decord) and those they fetch themselves.
+
 Each repo lives at ``<git_root>/<host>/<owner>/<name>.git``, so a mirror rule such as
 ``https://gitee.com/`` -> ``<url>/git/gitee.com/`` maps the real URL onto it. Identities and dates
 are fixed, so every build yields the same commit shas. The files are our own writing, shaped like
@@ -19,11 +22,23 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 IDENTITY = "npuenv test world <world@npuenv.invalid>"
 
+# Repos that npuenv's spec pins: their commits are ``World.commits``.
 REPOS: Dict[str, str] = {
     "mindspeed-mm": "gitee.com/ascend/MindSpeed-MM.git",
     "mindspeed": "gitee.com/ascend/MindSpeed.git",
     "megatron": "github.com/NVIDIA/Megatron-LM.git",
+    "apex": "gitee.com/ascend/apex.git",
+    "decord": "github.com/dmlc/decord.git",
 }
+
+# Repos that upstream code fetches by itself (apex's build.sh clones NVIDIA apex; decord's submodules):
+# served by the world, never pinned by npuenv's spec. Their commits are ``Upstreams.nested_pins``.
+NESTED_REPOS: Dict[str, str] = {
+    "nvidia-apex": "github.com/NVIDIA/apex.git",
+    "dlpack": "github.com/dmlc/dlpack.git",
+    "dmlc-core": "github.com/dmlc/dmlc-core.git",
+}
+ALL_REPOS: Dict[str, str] = {**REPOS, **NESTED_REPOS}
 
 
 @dataclass(frozen=True)
@@ -47,13 +62,15 @@ class Commit:
 
 @dataclass(frozen=True)
 class Upstreams:
-    """The built repos: bare repo paths, pinned commits and branch tips, by short name."""
+    """The built repos by short name: bare repo paths and branch tips (all repos), the commits npuenv's
+    spec pins (``pins``: REPOS only) and those upstream code fetches itself (``nested_pins``)."""
 
     git_root: Path
     paths: Dict[str, Path]
     pins: Dict[str, str]
     tips: Dict[str, str]
-    real_urls: Dict[str, str] = field(default_factory=lambda: {n: f"https://{p}" for n, p in REPOS.items()})
+    real_urls: Dict[str, str] = field(default_factory=lambda: {n: f"https://{p}" for n, p in ALL_REPOS.items()})
+    nested_pins: Dict[str, str] = field(default_factory=dict)
 
 
 def git_env() -> Dict[str, str]:
@@ -149,16 +166,22 @@ def add_commit(repo: Path, files: Mapping[str, Content], message: str = "Upstrea
 
 
 def build_upstreams(git_root: Path) -> Upstreams:
-    """(Re)build MindSpeed-MM, MindSpeed and Megatron-LM under ``git_root``."""
+    """(Re)build every world repo under ``git_root``: MindSpeed-MM, MindSpeed, Megatron-LM, Ascend apex,
+    decord, and the repos those two fetch themselves (NVIDIA apex, dlpack, dmlc-core)."""
+    from tests.world.builds import build_source_upstreams  # builds.py imports this module
+
     git_root = Path(git_root)
-    paths = {name: git_root / relpath for name, relpath in REPOS.items()}
+    paths = {name: git_root / relpath for name, relpath in ALL_REPOS.items()}
     mm = build_repo(paths["mindspeed-mm"], _mindspeed_mm_history())
     ms = build_repo(paths["mindspeed"], _mindspeed_history(), {"refs/heads/core_r0.8.0": 1})
     mg = build_repo(paths["megatron"], _megatron_history(),
                     {"refs/heads/core_r0.8.0": 0, "refs/tags/core_r0.8.0": 0}, head="main")
     pins = {"mindspeed-mm": mm[0], "mindspeed": ms[0], "megatron": mg[0]}
     tips = {"mindspeed-mm": mm[-1], "mindspeed": ms[-1], "megatron": mg[-1]}
-    return Upstreams(git_root=git_root, paths=paths, pins=pins, tips=tips)
+    source_pins, source_tips, nested = build_source_upstreams(paths)
+    pins.update(source_pins)
+    tips.update(source_tips)
+    return Upstreams(git_root=git_root, paths=paths, pins=pins, tips=tips, nested_pins=nested)
 
 
 # -- MindSpeed-MM -----------------------------------------------------------------------------

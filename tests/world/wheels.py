@@ -2,7 +2,9 @@
 
 Stand-ins for torch and torch_npu are written directly as small, reproducible zip files (they are
 clearly not PyTorch). The real third-party wheels that uv needs to build and install the synthetic
-projects offline (setuptools, wheel, decorator, pyyaml) are downloaded once with pip into a cache.
+projects offline (setuptools, wheel, decorator, pyyaml), plus numpy and the real prebuilt decord2, are
+downloaded once with pip into a cache and served by the world's index. A newer setuptools is cached
+too but served off the index (by URL only), so builds that resolve setuptools still get 65.7.0.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -26,6 +29,17 @@ PYTHON_TAG = "cp310"
 # setuptools 65.7.0 is what the team's notes pin; it asks for `wheel` to build, and wheel >= 0.46
 # requires `packaging`, so the offline index needs that too.
 REAL_REQUIREMENTS: Tuple[str, ...] = ("setuptools==65.7.0", "wheel", "packaging", "decorator", "pyyaml")
+# numpy is decord2's only dependency (Requires-Dist: numpy>=1.26.4; the rest are behind a cu13 extra).
+# 2.2.6 is the last numpy release for CPython 3.10.
+NUMPY_REQUIREMENT = "numpy==2.2.6"
+DECORD2_VERSION = "3.4.0"
+# decord2 3.4.0 cp310 manylinux_2_28 wheels, sha256 by architecture (UPSTREAM.md).
+DECORD2_SHA256: Dict[str, str] = {
+    "aarch64": "dbf926aa5a2e93a8fb1f2a70fde649aa64a9313a471963fec16ef57c4970213f",
+    "x86_64": "842166f9f99b146cd4e90a22eeb566c4c11e4f9929199aafc877794edd648186",
+}
+# Newer than apex's build accepts (<= 65.7.0); served off the index, for "too new" tests.
+NEWER_SETUPTOOLS = "setuptools==70.3.0"
 
 TORCH_INIT = '''"""Test stand-in for torch, made by npuenv's test world. This is NOT PyTorch."""
 
@@ -49,6 +63,16 @@ def manylinux_tag(machine: Optional[str] = None) -> str:
 def pip_platform(machine: Optional[str] = None) -> str:
     """The manylinux2014 tag for ``pip download --platform``."""
     return f"manylinux2014_{machine or platform.machine()}"
+
+
+def pip_platform_2_28(machine: Optional[str] = None) -> str:
+    """The manylinux_2_28 tag for ``pip download --platform`` (decord2 needs glibc >= 2.28)."""
+    return f"manylinux_2_28_{machine or platform.machine()}"
+
+
+def decord2_filename(machine: Optional[str] = None) -> str:
+    """File name of the real decord2 3.4.0 cp310 wheel for ``machine``."""
+    return f"decord2-{DECORD2_VERSION}-{PYTHON_TAG}-{PYTHON_TAG}-{pip_platform_2_28(machine)}.whl"
 
 
 def wheel_filename(name: str, version: str, tag: str) -> str:
@@ -174,9 +198,10 @@ def cached_wheels(cache_dir: Path, requirements: Sequence[str] = REAL_REQUIREMEN
 
 
 def fetch_real_wheels(cache_dir: Path, requirements: Sequence[str] = REAL_REQUIREMENTS,
-                      python: Optional[Path] = None) -> List[Path]:
+                      python: Optional[Path] = None, platforms: Optional[Sequence[str]] = None) -> List[Path]:
     """Download the real wheels uv needs offline (CPython 3.10, this platform) unless cached.
 
+    ``platforms`` are pip ``--platform`` values (default: manylinux2014 for this machine).
     Runs pip with the machine's own environment (its CA settings and index config reach PyPI).
     """
     cache_dir = Path(cache_dir)
@@ -184,11 +209,44 @@ def fetch_real_wheels(cache_dir: Path, requirements: Sequence[str] = REAL_REQUIR
     found = cached_wheels(cache_dir, requirements)
     if found is not None:
         return found
+    platform_args = [arg for name in (platforms or [pip_platform()]) for arg in ("--platform", name)]
     command = [str(python or find_python_with_pip()), "-m", "pip", "download", "--only-binary=:all:",
-               "--python-version", "3.10", "--platform", pip_platform(), "--implementation", "cp",
+               "--python-version", "3.10", *platform_args, "--implementation", "cp",
                "--no-deps", "-d", str(cache_dir), *requirements]
     result = subprocess.run(command, capture_output=True, text=True)
     found = cached_wheels(cache_dir, requirements)
     if result.returncode != 0 or found is None:
         raise RuntimeError(f"pip download failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return found
+
+
+def fetch_decord2(cache_dir: Path, python: Optional[Path] = None, machine: Optional[str] = None) -> Path:
+    """The real decord2 3.4.0 cp310 manylinux_2_28 wheel for this machine, fetched once and sha256-checked
+    against UPSTREAM.md's value."""
+    arch = machine or platform.machine()
+    if arch not in DECORD2_SHA256:
+        raise RuntimeError(f"no decord2 {DECORD2_VERSION} wheel is known for {arch}")
+    [wheel] = fetch_real_wheels(cache_dir, [f"decord2=={DECORD2_VERSION}"], python, [pip_platform_2_28(arch)])
+    actual = sha256_bytes(wheel.read_bytes())
+    if wheel.name != decord2_filename(arch) or actual != DECORD2_SHA256[arch]:
+        raise RuntimeError(f"{wheel}: expected {decord2_filename(arch)} with sha256 {DECORD2_SHA256[arch]}, "
+                           f"got sha256 {actual}")
+    return wheel
+
+
+@dataclass(frozen=True)
+class RealWheels:
+    """The cached real wheels: those the world's index serves, and those it serves off the index."""
+
+    index: List[Path]
+    off_index: List[Path]
+    decord2: Path
+
+
+def fetch_world_wheels(cache_dir: Path, python: Optional[Path] = None) -> RealWheels:
+    """Every real wheel the world serves, each fetched once into ``cache_dir``."""
+    base = fetch_real_wheels(cache_dir, REAL_REQUIREMENTS, python)
+    numpy = fetch_real_wheels(cache_dir, [NUMPY_REQUIREMENT], python, [pip_platform(), pip_platform_2_28()])
+    decord2 = fetch_decord2(cache_dir, python)
+    newer = fetch_real_wheels(cache_dir, [NEWER_SETUPTOOLS], python)
+    return RealWheels(index=[*base, *numpy, decord2], off_index=newer, decord2=decord2)
