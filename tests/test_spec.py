@@ -248,7 +248,7 @@ def test_patch_file_is_relative_to_the_file_that_gave_it(tmp_path):
 
 def test_problems_name_the_file_that_gave_the_value(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, "base.yaml", f"""
+    write(tmp_path, "base.yaml", """
         name: base
         python: "3.10"
         repos:
@@ -451,7 +451,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 
 def test_several_problems_are_all_reported(tmp_path):
-    path = write(tmp_path, "spec.yaml", f"""
+    path = write(tmp_path, "spec.yaml", """
         name: t
         python: 3.10
         index: http://pypi.org/simple

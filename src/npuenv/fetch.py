@@ -6,7 +6,6 @@ Every request verifies TLS against the bundle built by npuenv.trust; verificatio
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import posixpath
 import re

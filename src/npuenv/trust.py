@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import certifi
 
+from .atomic import write_atomic
 from .errors import TrustError
 
 # The variables each client reads its CA file from: Python ssl and uv, requests, curl, git, pip.
@@ -185,21 +185,6 @@ def _collect(dest: Path, extras: Sequence[Path], environ: Mapping[str, str],
     return list(certs), sources
 
 
-def _write_atomically(dest: Path, content: str) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_bundle(dest: Path, extras: Sequence[Path], environ: Mapping[str, str], *,
                  system_bundles: Sequence[str] = SYSTEM_BUNDLES) -> BundleInfo:
     """Write certifi's roots + the box's readable CAs + `extras` to `dest`, de-duplicated, order kept.
@@ -211,7 +196,7 @@ def build_bundle(dest: Path, extras: Sequence[Path], environ: Mapping[str, str],
     certs, sources = _collect(dest, extras, environ, system_bundles)
     content = "".join(certs)
     if _read_text(dest) != content:
-        _write_atomically(dest, content)
+        write_atomic(dest, content, mode=0o644, encoding="ascii")
     return BundleInfo(path=dest, sources=sources, total=len(certs))
 
 

@@ -17,7 +17,7 @@ from typing import IO, Any
 from ..errors import NpuenvError
 from ..digest import sha256_file
 from ..proc import run
-from ..state import write_atomic
+from ..atomic import write_atomic
 from .base import OK, Checked, Context, Step, drifted, missing
 
 # index settings from the box would silently change what gets installed: the spec names the index

@@ -40,7 +40,7 @@ def _mirrors_config(c: Any) -> Any:
         "force": "run these step ids even when up to date (comma-separated, repeatable)",
         "jobs": "how many independent steps run at once (default 4)",
         "ca-bundle": "an extra CA file (PEM) to trust besides the public roots (repeatable)",
-        "python": f"the target env's interpreter, e.g. /path/to/python3.10 (default: found or installed)",
+        "python": "the target env's interpreter, e.g. /path/to/python3.10 (default: found or installed)",
         "wheels": "the wheelhouse folder (default: this checkout's wheels/)",
         "wait": "wait for another npuenv run in the same workspace instead of refusing",
     },
