@@ -219,6 +219,12 @@ def test_an_unreachable_host_is_named_and_mirrors_are_suggested(tmp_path, closed
     assert (tmp_path / "ws" / ".npuenv" / "logs" / "repo_megatron.log").is_file()
 
 
+def test_a_wheelhouse_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "wheels.txt").write_text("not a folder")
+    proc = bootstrap(tmp_path, "--dry-run", "--wheels", str(tmp_path / "wheels.txt"))
+    assert_refused(proc, 2, "--wheels", "exists and is not a folder")
+
+
 # --- listing and planning -------------------------------------------------------------------------------
 
 def task_listing(output: str) -> str:

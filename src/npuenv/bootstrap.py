@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import workspace
+from .errors import UsageError
 from .engine import Decision, Engine, Reporter, RunReport, failure, select
 from .lock import workspace_lock
 from .plan import compile_steps
@@ -60,6 +61,9 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str]) ->
     selected, forced = select(steps, split_ids(options.only), split_ids(options.force))
     bundle = build_bundle(layout.ca_bundle, extras, environ).path
     wheels_dir = Path(options.wheels).absolute() if options.wheels else workspace.default_wheels_dir(root)
+    if wheels_dir.exists() and not wheels_dir.is_dir():
+        raise UsageError(f"--wheels {options.wheels}: exists and is not a folder",
+                         hint="pass a folder for the wheelhouse (it is made when missing)")
     ctx = Context(
         root=root, spec=spec, wheels_dir=wheels_dir, mirrors=mirrors, ca_bundle=bundle,
         env=workspace.child_env(layout, environ, bundle, mirrors), uv=workspace.uv_binary(),

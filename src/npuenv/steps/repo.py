@@ -42,6 +42,16 @@ class RepoStep(Step):
         return OK
 
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        try:
+            return self._apply(ctx, log)
+        except GitError as exc:
+            url = self.url(ctx)
+            if url != self.repo.url and exc.message.startswith("cannot reach"):
+                exc.hint = (f"{self.repo.url} is fetched through the mirror {url}: check that the mirror is up, "
+                            "or change the mirror (spec mirrors:, NPUENV_MIRRORS)")
+            raise
+
+    def _apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
         path = ctx.path(self.repo.path)
         if git.is_checkout(path):
             self._move(ctx, path, log)
