@@ -1,0 +1,185 @@
+"""`user.*`: a folder and a login entry (init.sh) per person on the shared ma-user account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import Collection, Exit, task
+
+from .boundary import boundary
+
+DEFAULT_ROOT = "/home/ma-user/work"
+DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
+ROOT_HELP = f"the folder that holds everyone's folders (default {DEFAULT_ROOT})"
+STATUS = {"ok": "✓", "warn": "!", "fail": "✗"}
+
+
+def _venv_rel(spec: str) -> str:
+    """The target env's folder inside the person's folder, from the spec (its env.venv)."""
+    from ..isolation import DEFAULT_VENV
+    from ..spec import load_spec
+
+    env = load_spec(spec).env
+    return env.venv if env else DEFAULT_VENV
+
+
+@task(
+    help={
+        "name": "the person's name: 1-32 lowercase letters, digits, '-' or '_', starting with a letter",
+        "root": ROOT_HELP,
+        "shell": "zsh or bash (default zsh when installed, else bash)",
+        "ca-bundle": "an extra CA file (PEM) to trust besides the public roots (repeatable)",
+        "spec": f"the spec whose target env init.sh activates (default {DEFAULT_SPEC})",
+        "adopt": "replace an init.sh that npuenv did not write (it is kept as init.sh.npuenv-backup)",
+        "shared-tools": "also copy uv to ROOT/.local/bin, on everyone's PATH and kept across restarts",
+    },
+    iterable=["ca_bundle"],
+    auto_shortflags=False,
+)
+@boundary
+def add(c: Any, name, root=DEFAULT_ROOT, shell=None, ca_bundle=None, spec=DEFAULT_SPEC, adopt=False,
+        shared_tools=False):
+    """Create or update ROOT/NAME and its init.sh (the login entry); your lines in init.sh are kept."""
+    import os
+    from pathlib import Path
+
+    from ..isolation import add_user
+    from ..report import Console
+    from ..trust import extra_bundles
+    from ..workspace import uv_binary
+
+    console = Console()
+    extras = extra_bundles(list(ca_bundle or []), os.environ)
+    uv = Path(uv_binary()) if shared_tools else None
+    result = add_user(root, name, shell=shell, venv_rel=_venv_rel(spec), extras=extras, environ=os.environ,
+                      adopt=adopt, shared_uv=uv)
+    paths = result.paths
+    verb = "created" if result.created else ("updated" if result.changed else "up to date:")
+    console.line(f"{verb} {paths.home} (init.sh starts {result.shell}; CA bundle: "
+                 f"{result.bundle.total} certificates)")
+    if result.changed:
+        console.line("  wrote " + ", ".join(str(p.relative_to(paths.home)) for p in result.changed))
+    if result.backup:
+        console.line(f"  the previous init.sh is kept as {result.backup}")
+    if result.shared_uv:
+        console.line(f"  shared uv: {result.shared_uv}")
+    for warning in result.warnings:
+        console.warn(warning)
+    console.line(f"enter it: {paths.init_sh}  (SSH and VS Code snippets: invoke user.show {name})")
+    console.line("your own lines go below the marker line at the end of init.sh; user.add keeps them")
+
+
+@task(name="list", help={"root": ROOT_HELP}, auto_shortflags=False)
+@boundary
+def list_(c: Any, root=DEFAULT_ROOT):
+    """List the people's folders under ROOT: shell, init.sh state, whether the target env exists."""
+    from ..isolation import list_users
+    from ..report import Console
+
+    console = Console()
+    users = list_users(root, _venv_rel(DEFAULT_SPEC))
+    if not users:
+        console.line(f"no users in {root} yet: invoke user.add NAME --root {root}")
+        return
+    width = max(len(u.name) for u in users)
+    console.line(f"{'name':<{width}}  {'shell':<5}  {'init.sh':<10}  env  folder")
+    for user in users:
+        console.line(f"{user.name:<{width}}  {user.shell or '-':<5}  {user.state:<10}  "
+                     f"{'yes' if user.env else 'no ':<3}  {user.home}")
+
+
+@task(
+    help={
+        "name": "the person's name",
+        "root": ROOT_HELP,
+        "host": "the SSH host alias to print (default ict)",
+        "hostname": "the box's address for HostName (default: a placeholder to fill in)",
+        "port": "the box's SSH port (default: a placeholder to fill in)",
+    },
+    auto_shortflags=False,
+)
+@boundary
+def show(c: Any, name, root=DEFAULT_ROOT, host="ict", hostname="HOSTNAME", port="PORT"):
+    """Print the SSH config block and the VS Code settings snippet that enter NAME's folder."""
+    from ..isolation import find_user, ssh_config, vscode_snippet
+    from ..report import Console
+
+    console = Console()
+    paths = find_user(root, name)
+    console.line(ssh_config(paths, host, hostname, port))
+    console.line(f"// VS Code: into .vscode/settings.json of a folder inside {paths.home}"
+                 f" (or: invoke user.vscode {name} --project DIR)")
+    console.line(vscode_snippet(paths))
+
+
+@task(
+    help={
+        "name": "the person's name",
+        "project": "the folder you open in VS Code (inside ROOT/NAME); its .vscode/settings.json is merged",
+        "root": ROOT_HELP,
+    },
+    auto_shortflags=False,
+)
+@boundary
+def vscode(c: Any, name, project=None, root=DEFAULT_ROOT):
+    """Make NAME's init.sh the default terminal of a VS Code folder (comments and other keys kept)."""
+    from ..errors import UsageError
+    from ..isolation import install_vscode_profile
+    from ..report import Console
+
+    if not project:
+        raise UsageError("user.vscode needs --project DIR", hint="the folder you open in VS Code, inside ROOT/NAME")
+    result = install_vscode_profile(root, name, project)
+    console = Console()
+    if result.state == "unchanged":
+        console.line(f"up to date: {result.settings} (terminal profile {result.profile!r})")
+        return
+    console.line(f"{result.state} {result.settings}: terminal profile {result.profile!r} is the default")
+    if result.backup:
+        console.line(f"  the previous file is kept as {result.backup}")
+
+
+@task(
+    help={
+        "name": "the person's name",
+        "root": ROOT_HELP,
+        "persistent": f"the folder that survives a restart (default {DEFAULT_ROOT}; ROOT when that is missing)",
+        "strict": "exit 1 on warnings too, not only on failures",
+    },
+    auto_shortflags=False,
+)
+@boundary
+def check(c: Any, name, root=DEFAULT_ROOT, persistent=None, strict=False):
+    """Warn when NAME's HOME, caches, workspace or models live outside the persistent folder."""
+    import os
+    from pathlib import Path
+
+    from ..isolation import check_root, check_user
+    from ..report import Console
+    from ..workspace import PERSISTENT
+
+    console = Console()
+    base = Path(persistent).expanduser().absolute() if persistent else PERSISTENT
+    if not base.is_dir():
+        if persistent:
+            from ..errors import UsageError
+            raise UsageError(f"--persistent {persistent}: not a folder", hint="pass the folder that survives a restart")
+        base = check_root(root)
+        console.line(f"note: {PERSISTENT} does not exist here (not a ModelArts box?): checking against {base}")
+    findings = check_user(root, name, os.environ, base, _venv_rel(DEFAULT_SPEC))
+    width = max(len(f.label) for f in findings)
+    for finding in findings:
+        console.line(f"{STATUS[finding.status]} {finding.label:<{width}}  {finding.detail}")
+        if finding.fix and finding.status != "ok":
+            console.line(f"  {'':<{width}}  fix: {finding.fix}")
+    problems = [f for f in findings if f.status != "ok"]
+    failed = any(f.status == "fail" for f in findings)
+    console.line(f"{len(problems)} issue{'s' if len(problems) != 1 else ''} found" if problems
+                 else f"everything lives under {base}")
+    if failed or (strict and problems):
+        raise Exit(code=1)
+
+
+ns = Collection("user")
+for _task in (add, list_, show, vscode, check):
+    ns.add_task(_task)
