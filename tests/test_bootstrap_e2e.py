@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 # the default spec on a platform where decord2 installs (glibc >= 2.28): decord itself is not cloned
 STEPS = {"python", "repo:mindspeed-mm", "repo:megatron", "repo:mindspeed", "repo:apex", "copy:megatron",
          "patch:mindspeed-setup-no-pip", "overlay:dot-product-attention", "wheel:torch_npu", "env", "build:apex",
-         "build:decord", "dirs"}
+         "build:decord", "dirs", "smoke"}
 
 
 def world_spec(world, path: Path, **override) -> Path:

@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 from .steps.build import choose_strategy, glibc_version
 from .workspace import machine
-from .steps import BuildStep, CopyStep, DirsStep, EnvStep, OverlayStep, PatchStep, PythonStep, RepoStep, WheelStep
+from .steps import (BuildStep, CopyStep, DirsStep, EnvStep, OverlayStep, PatchStep, PythonStep, RepoStep, SmokeStep,
+                    WheelStep)
 from .steps.base import Step, is_inside
 
 
@@ -80,6 +81,8 @@ def compile_steps(spec: Any, arch: Optional[str] = None, glibc: Optional[str] = 
         steps.append(build_step(spec, build))
     if spec.dirs:
         steps.append(DirsStep(spec.dirs, _ids(*(containing_repo(spec, d) for d in spec.dirs))))
+    if spec.env is not None:  # last: the finished env, with every build installed
+        steps.append(SmokeStep(spec, _ids("env", *(f"build:{b}" for b in spec.builds), "dirs" if spec.dirs else None)))
     return steps
 
 

@@ -8,10 +8,11 @@ from .overlay import OverlayStep
 from .patch import PatchStep
 from .python import PythonStep
 from .repo import RepoStep
+from .smoke import SmokeStep
 from .wheel import WheelStep
 
 KINDS = {cls.kind: cls for cls in (PythonStep, BuildStep, RepoStep, CopyStep, PatchStep, OverlayStep, WheelStep,
-                                   EnvStep, DirsStep)}
+                                   EnvStep, DirsStep, SmokeStep)}
 
 __all__ = ["KINDS", "BuildStep", "CopyStep", "DirsStep", "EnvStep", "OverlayStep", "PatchStep", "PythonStep", "RepoStep",
-           "WheelStep"]
+           "SmokeStep", "WheelStep"]

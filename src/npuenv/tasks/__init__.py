@@ -10,10 +10,14 @@ from .provision import bootstrap
 from .user import ns as user_ns
 from .wheels import wheels
 from .npu import kill_npu
+from .doctor import doctor
+from .smoke import smoke
 
 ns = Collection()
 ns.add_task(bootstrap)
 ns.add_collection(user_ns)
 ns.add_task(wheels)
 ns.add_task(kill_npu)
+ns.add_task(doctor)
+ns.add_task(smoke)
 ns.configure({"npuenv": {"mirrors": {}}})

@@ -1,0 +1,146 @@
+"""The DoctorContext: everything the checks look at, built once per run and passed down.
+
+Paths tests override through the environment (all documented in the README):
+NPUENV_CANN_ROOT (the CANN toolkit, default /usr/local/Ascend/ascend-toolkit), NPUENV_DRIVER_ROOT (the
+driver folder holding version.info, default /usr/local/Ascend/driver), NPUENV_NPU_SMI and
+NPUENV_DEVICE_GLOB (as kill-npu), NPUENV_PERSISTENT_ROOT (the folder that survives a restart, default
+/home/ma-user/work).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, TypeVar
+
+from ..workspace import PERSISTENT, Layout
+
+DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
+CANN_VARIABLE = "NPUENV_CANN_ROOT"
+DRIVER_VARIABLE = "NPUENV_DRIVER_ROOT"
+PERSISTENT_VARIABLE = "NPUENV_PERSISTENT_ROOT"
+DEFAULT_CANN_ROOT = Path("/usr/local/Ascend/ascend-toolkit")
+DEFAULT_DRIVER_ROOT = Path("/usr/local/Ascend/driver")
+GIB = 1024 ** 3
+
+T = TypeVar("T")
+
+
+class _Entry:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+
+
+class Memo:
+    """Probes several checks share (npu-smi, the target interpreter), each made once, thread-safely.
+    A probe that raised raises the same error again for every check that asks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: Dict[str, _Entry] = {}
+
+    def get(self, key: str, make: Callable[[], T]) -> T:
+        with self._lock:
+            entry = self._entries.setdefault(key, _Entry())
+        with entry.lock:
+            if not entry.done:
+                try:
+                    entry.value = make()
+                except Exception as exc:  # noqa: BLE001 - handed to every caller
+                    entry.error = exc
+                entry.done = True
+        if entry.error is not None:
+            raise entry.error
+        return entry.value
+
+
+@dataclass(frozen=True)
+class DoctorContext:
+    environ: Mapping[str, str]
+    spec: Any  # npuenv.spec.Spec
+    root: Optional[Path]  # None: no workspace; `root_note` says why (storage.workspace shows it)
+    cann_root: Path
+    driver_root: Path
+    persistent: Path
+    arch: str
+    glibc: Optional[str]
+    spec_arg: str = DEFAULT_SPEC
+    root_note: str = ""
+    online: bool = False
+    mirrors_config: Any = None
+    free_fail_bytes: int = 5 * GIB
+    free_warn_bytes: int = 20 * GIB
+    tls_timeout: float = 5.0
+    npu: Any = None  # killnpu.Config (npu-smi, device glob), or the error NPUENV_NPU_SMI caused; None: from environ
+    os_release: str = "/etc/os-release"
+    probe_timeout: float = 180.0  # the first `import torch_npu` on a cold box can take a while
+    memo: Memo = field(default_factory=Memo, compare=False, repr=False)
+
+    @property
+    def layout(self) -> Optional[Layout]:
+        return Layout(self.root) if self.root is not None else None
+
+    @property
+    def no_root(self) -> str:
+        """The skip reason of root-dependent checks (storage.workspace says why in full)."""
+        return "no workspace (see storage.workspace)"
+
+    def bootstrap_fix(self, *args: str) -> str:
+        """The bootstrap command for this workspace and spec, with `args` appended."""
+        words = ["invoke", "bootstrap", "--root", str(self.root) if self.root else "DIR"]
+        if self.spec_arg != DEFAULT_SPEC:
+            words += ["--spec", self.spec_arg]
+        return " ".join(shlex.quote(w) if w != "DIR" else w for w in [*words, *args])
+
+
+def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: Path) -> tuple[Optional[Path], str]:
+    """Like bootstrap's resolution, but nothing is created: a missing root is (None, why)."""
+    if given:
+        root = Path(given).expanduser().absolute()
+        if root.is_dir():
+            return root, ""
+        return None, f"--root {given} {'is not a folder' if root.exists() else 'does not exist'}"
+    user = environ.get("NPUENV_USER", "")
+    if not user or user in (".", "..") or "/" in user:
+        return None, f"no workspace: pass --root DIR (default {persistent}/$NPUENV_USER; NPUENV_USER is not set)"
+    candidate = persistent / user
+    if candidate.is_dir():
+        return candidate, ""
+    return None, f"no workspace: {candidate} does not exist (pass --root DIR)"
+
+
+def build_context(*, root: Optional[str], spec: str, environ: Mapping[str, str], online: bool = False,
+                  mirrors_config: Any = None) -> DoctorContext:
+    from ..killnpu import Config, KillNpuError
+    from ..spec import load_spec
+    from ..steps.build import glibc_version
+    from ..workspace import machine
+
+    environ = dict(environ)
+    try:
+        npu: Any = Config.from_env(environ)
+    except KillNpuError as exc:  # reported by npu.smi, not fatal
+        npu = exc
+    persistent = Path(environ.get(PERSISTENT_VARIABLE) or PERSISTENT)
+    found, note = resolve_root(root, environ, persistent)
+    return DoctorContext(
+        environ=environ, spec=load_spec(spec), spec_arg=spec, root=found, root_note=note,
+        cann_root=Path(environ.get(CANN_VARIABLE) or DEFAULT_CANN_ROOT),
+        driver_root=Path(environ.get(DRIVER_VARIABLE) or DEFAULT_DRIVER_ROOT),
+        persistent=persistent, arch=machine(), glibc=glibc_version(), online=online,
+        mirrors_config=mirrors_config, npu=npu,
+    )
+
+
+def is_under(path: Path, base: Path) -> bool:
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(base))
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,155 @@
+"""NPU devices & processes: npu-smi runs, the devices are visible and healthy, and who holds them.
+
+One discovery (kill-npu's: npu-smi's tables plus a /proc scan of the device files) serves all four checks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .. import killnpu
+from ..procs import UNREADABLE
+from .base import CheckResult, check, fail, ok, skip, warn
+
+NO_SMI = "npu-smi did not run (see npu.smi)"
+
+
+def config(ctx) -> killnpu.Config:
+    """Where to look (NPUENV_NPU_SMI, NPUENV_DEVICE_GLOB), as kill-npu reads them; raises KillNpuError."""
+    if isinstance(ctx.npu, Exception):
+        raise ctx.npu
+    return ctx.npu if ctx.npu is not None else killnpu.Config.from_env(ctx.environ)
+
+
+def snapshot(ctx) -> killnpu.Snapshot:
+    return ctx.memo.get("npu-snapshot", lambda: killnpu.discover(config(ctx)))
+
+
+def _smi_note(snap: killnpu.Snapshot) -> str:
+    return next((n for n in snap.notes if n.startswith("npu-smi")), "npu-smi gave no device table")
+
+
+@check("npu.smi", "npu-smi is installed and `npu-smi info` answers")
+def smi(ctx) -> CheckResult:
+    try:
+        cfg = config(ctx)
+    except killnpu.KillNpuError as exc:
+        return fail(exc.message, exc.hint)
+    if cfg.npu_smi is None:
+        return fail(f"npu-smi not found ({', '.join(killnpu.NPU_SMI_LOCATIONS)}, PATH)",
+                    "install the NPU driver (it brings npu-smi), or set NPUENV_NPU_SMI to its path")
+    snap = snapshot(ctx)
+    if snap.smi is None:
+        return fail(f"{_smi_note(snap)} ({cfg.npu_smi})",
+                    f"run `{cfg.npu_smi} info` by hand: a driver that is not loaded or a container without "
+                    "/dev/davinci_manager make it fail")
+    return ok(f"{cfg.npu_smi}: {len(snap.smi.devices)} NPU(s) in its table")
+
+
+def _device_numbers(snap: killnpu.Snapshot) -> tuple[list[int], list[int]]:
+    files = sorted(set(snap.devices.values()))
+    listed = sorted({d.npu for d in snap.smi.devices}) if snap.smi else []
+    return files, listed
+
+
+def _ranges(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers)) if numbers else "none"
+
+
+@check("npu.devices", "NPUs are visible (device files, npu-smi), and NPUS_PER_NODE fits them")
+def devices(ctx) -> CheckResult:
+    try:
+        snap = snapshot(ctx)
+    except killnpu.KillNpuError:
+        return skip(NO_SMI)
+    files, listed = _device_numbers(snap)
+    glob = snap.config.device_glob
+    if not files and not listed:
+        return fail(f"no NPU visible: nothing matches {glob} and npu-smi lists none",
+                    "on ModelArts pick an NPU flavour; in a container pass the devices "
+                    "(--device /dev/davinci0 ... --device /dev/davinci_manager); NPUENV_DEVICE_GLOB names "
+                    "device files elsewhere")
+    count = len(files) or len(listed)
+    wanted = ctx.environ.get("NPUS_PER_NODE", "").strip()
+    if wanted.isdigit() and int(wanted) > count:
+        return fail(f"NPUS_PER_NODE={wanted}, but {count} NPU(s) are visible: HCCL fails with error code 7",
+                    f"export NPUS_PER_NODE={count} (the finetune scripts default to 8)")
+    manager = Path(os.path.dirname(glob)) / "davinci_manager"
+    if files and not manager.exists():
+        return warn(f"NPU(s) {_ranges(files)}, but {manager} is missing: the driver cannot be reached",
+                    "in a container, also pass --device /dev/davinci_manager --device /dev/devmm_svm "
+                    "--device /dev/hisi_hdc")
+    if files and listed and files != listed:
+        return warn(f"device files for NPU(s) {_ranges(files)}, npu-smi lists {_ranges(listed)}",
+                    "in a container npu-smi may see the host's NPUs: use the ones mounted here "
+                    "(ASCEND_RT_VISIBLE_DEVICES)")
+    name = next((d.name for d in snap.smi.devices), "") if snap.smi else ""
+    return ok(f"{count} NPU(s): {_ranges(files or listed)}" + (f" ({name})" if name else ""))
+
+
+@check("npu.health", "npu-smi reports every NPU's health as OK")
+def health(ctx) -> CheckResult:
+    try:
+        snap = snapshot(ctx)
+    except killnpu.KillNpuError:
+        return skip(NO_SMI)
+    if snap.smi is None:
+        return skip(NO_SMI)
+    if not snap.smi.devices:
+        return skip("npu-smi lists no device")
+    bad = [d for d in snap.smi.devices if d.health.strip().upper() != "OK"]
+    details = [f"NPU {d.npu} ({d.name}): {d.health}" for d in snap.smi.devices]
+    if not bad:
+        return ok(f"{len(snap.smi.devices)} NPU(s) OK", details)
+    text = ", ".join(f"NPU {d.npu}: {d.health}" for d in bad)
+    fix = "see `npu-smi info -t health -i N`; a device that stays unhealthy needs the box restarted or replaced"
+    if all(d.health.strip().lower() == "warning" for d in bad):
+        return warn(text, fix, details)
+    return fail(text, fix, details)
+
+
+def _command(text: str) -> str:
+    """`/x/.venv/bin/python train.py` -> `python train.py`, cut to 60 characters."""
+    head, _, rest = (text or "?").partition(" ")
+    shown = f"{os.path.basename(head) if head.startswith('/') else head} {rest}".strip()
+    return shown if len(shown) <= 60 else shown[:59] + "…"
+
+
+def _holders(rows: list) -> list[str]:
+    """One line per process: its NPUs, whose it is, its memory, its command."""
+    lines = []
+    for pid in dict.fromkeys(r.pid for r in rows):
+        mine = [r for r in rows if r.pid == pid]
+        first = mine[0]
+        who = "untagged" if first.tag is None else ("?" if first.tag == UNREADABLE else first.tag)
+        if first.reason == killnpu.HOST_PID:
+            who = killnpu.HOST_PID
+        memory = sum(r.memory_mb for r in mine if r.memory_mb is not None)
+        shown = f", {memory} MB" if any(r.memory_mb is not None for r in mine) else ""
+        npus = ", ".join(str(r.device) for r in mine)
+        lines.append(f"PID {pid} on NPU {npus} ({who}{shown}): {_command(first.command)}")
+    return lines
+
+
+@check("npu.processes", "processes holding NPUs (a dead run's leftovers make the next fail with HCCL code 7)")
+def processes(ctx) -> CheckResult:
+    try:
+        snap = snapshot(ctx)
+    except killnpu.KillNpuError:
+        return skip(NO_SMI)
+    plan = killnpu.make_plan(snap, None, all_users=True)
+    rows = plan.rows
+    if not rows:
+        return ok("no process holds an NPU")
+    busy = sorted({r.device for r in rows})
+    details = _holders(rows)
+    mine = ctx.environ.get("NPUENV_USER")
+    fix = "look with `invoke kill-npu --dry-run`; stop yours with `invoke kill-npu`"
+    if not mine:
+        fix += " (tagged by NPUENV_USER: see isolation.tag)"
+    return warn(f"{len(details)} process(es) hold NPU(s) {_ranges(busy)}: a new run on them fails", fix, details)
+
+
+CHECKS = [smi, devices, health, processes]
+

@@ -1,0 +1,57 @@
+"""system: the machine's architecture, its C library, its distribution."""
+
+from __future__ import annotations
+
+from packaging.version import InvalidVersion, Version
+
+from .. import toolchain
+from .base import CheckResult, check, fail, ok, warn
+
+# torch_npu's wheels are manylinux2014 (glibc 2.17); decord2's prebuilt wheel needs glibc 2.28
+MANYLINUX2014_GLIBC = "2.17"
+
+
+@check("system.arch", "the CPU architecture, and whether the spec has wheels for it")
+def arch(ctx) -> CheckResult:
+    missing = [f"{w.name} ({', '.join(sorted(w.files)) or 'no files'})"
+               for w in ctx.spec.wheels.values() if ctx.arch not in w.files]
+    if missing:
+        return fail(f"{ctx.arch}: the spec has no wheel for it: {'; '.join(missing)}",
+                    "run on an aarch64 (Ascend) box, or add files for this architecture to the spec's wheels")
+    note = "" if ctx.arch == "aarch64" else " (Ascend NPU boxes are aarch64; fine for a test box)"
+    return ok(f"{ctx.arch}{note}")
+
+
+@check("system.glibc", "the C library: glibc >= 2.17 for torch_npu's wheels, >= 2.28 for prebuilt decord")
+def glibc(ctx) -> CheckResult:
+    found = ctx.glibc
+    if not found:
+        return fail("no glibc found (musl or another C library?): torch_npu's manylinux wheels need glibc",
+                    "use a glibc-based image (EulerOS, openEuler, Ubuntu)")
+    try:
+        version = Version(found)
+    except InvalidVersion:
+        return warn(f"glibc {found}: cannot read the version")
+    if version < Version(MANYLINUX2014_GLIBC):
+        return fail(f"glibc {found} is older than {MANYLINUX2014_GLIBC}: torch_npu's wheels need {MANYLINUX2014_GLIBC}",
+                    "use a newer image (EulerOS 2.8+, Ubuntu 18.04+)")
+    prebuilt = [b for b in ctx.spec.builds.values() if b.strategy == "auto" and b.glibc]
+    late = [b for b in prebuilt if version < Version(b.glibc)]
+    if late:
+        names = ", ".join(f"{b.name} (needs {b.glibc})" for b in late)
+        return ok(f"glibc {found}; no prebuilt wheel fits it, so these build from source: {names}")
+    return ok(f"glibc {found}")
+
+
+@check("system.os", "the distribution, so install hints name the right package manager")
+def distribution(ctx) -> CheckResult:
+    release = toolchain.read_os_release(ctx.os_release)
+    name = release.get("PRETTY_NAME") or release.get("ID") or "unknown"
+    family = toolchain.family(release)
+    if family is None:
+        return warn(f"{name}: not a distribution npuenv knows, so its hints cannot name packages",
+                    "install missing tools with your package manager (names differ per distribution)")
+    return ok(f"{name} ({'apt' if family == 'debian' else 'yum/dnf'})")
+
+
+CHECKS = [arch, glibc, distribution]

@@ -1,0 +1,327 @@
+"""target env: the interpreter is the spec's exact Python, torch and torch_npu are the spec's versions and
+torch_npu matches the CANN installed, and the stack imports.
+
+All four checks share ONE run of the target interpreter: a small probe script that prints JSON lines
+(its version, package versions from importlib.metadata, then each import's result as it happens, so a
+crash inside `import torch_npu` still names the module). When CANN's set_env.sh exists, the probe runs
+with it sourced, as training does: bash -c 'source "$1" && exec "$2" -c "$3"' with an argument list.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from .. import pythons
+from . import cann, compat
+from .base import CheckResult, check, fail, ok, skip, warn
+
+MARK = "NPUENV-PROBE "
+# distribution names per import name (decord also comes as the prebuilt decord2)
+DISTRIBUTIONS = {"torch": ["torch"], "torch_npu": ["torch-npu", "torch_npu"], "apex": ["apex"],
+                 "decord": ["decord", "decord2"], "mindspeed": ["mindspeed"],
+                 "megatron": ["megatron-core", "megatron_core"]}
+
+PROBE = r'''
+import json, platform, sys, traceback
+def emit(kind, **data):
+    data["kind"] = kind
+    sys.stdout.write("@MARK@" + json.dumps(data) + "\n")
+    sys.stdout.flush()
+emit("python", version=platform.python_version(), implementation=sys.implementation.name,
+     executable=sys.executable)
+try:
+    from importlib import metadata
+except ImportError:
+    metadata = None
+versions = {}
+for key, names in @DISTRIBUTIONS@.items():
+    for name in names:
+        try:
+            versions[key] = metadata.version(name)
+            break
+        except Exception:
+            pass
+emit("versions", versions=versions)
+for module in @MODULES@:
+    emit("importing", module=module)
+    try:
+        __import__(module)
+        emit("import", module=module, ok=True)
+    except BaseException as exc:
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        emit("import", module=module, ok=False, error=text[-2000:])
+'''
+
+
+@dataclass
+class TargetFacts:
+    python: Optional[dict] = None
+    versions: Dict[str, str] = field(default_factory=dict)
+    imports: Dict[str, Tuple[bool, str]] = field(default_factory=dict)
+    died_importing: Optional[str] = None
+    returncode: int = 0
+    stderr: str = ""
+    cann_sourced: Optional[Path] = None
+
+
+def parse_probe(stdout: str) -> TargetFacts:
+    """Facts from the probe's output lines (anything else it printed, e.g. by set_env.sh, is ignored)."""
+    facts = TargetFacts()
+    pending = None
+    for line in stdout.splitlines():
+        if not line.startswith(MARK):
+            continue
+        try:
+            data = json.loads(line[len(MARK):])
+        except ValueError:
+            continue
+        kind = data.get("kind")
+        if kind == "python":
+            facts.python = data
+        elif kind == "versions":
+            facts.versions = dict(data.get("versions") or {})
+        elif kind == "importing":
+            pending = data.get("module")
+        elif kind == "import":
+            facts.imports[data["module"]] = (bool(data.get("ok")), data.get("error", ""))
+            pending = None
+    facts.died_importing = pending
+    return facts
+
+
+def expected_modules(spec) -> List[str]:
+    """The modules the spec's target env must import: torch, torch_npu, each build's package, MindSpeed
+    (editable), and Megatron (copied into the project, importable from its folder)."""
+    env = spec.env
+    if env is None:
+        return []
+    found: List[str] = []
+    for text in env.packages:
+        try:
+            if canonicalize_name(Requirement(text).name) == "torch":
+                found.append("torch")
+        except InvalidRequirement:
+            continue
+    if any(canonicalize_name(spec.wheels[w].package) == "torch-npu" for w in env.wheels if w in spec.wheels):
+        found.append("torch_npu")
+    found += [b.package.replace("-", "_") for b in spec.builds.values()]
+    found += ["mindspeed"] if "mindspeed" in env.editable else []
+    found += ["megatron"] if any(Path(c.to).name == "megatron" for c in spec.copies.values()) else []
+    return list(dict.fromkeys(found))
+
+
+def venv_python(ctx) -> Optional[Path]:
+    if ctx.root is None or ctx.spec.env is None:
+        return None
+    return ctx.root / ctx.spec.env.venv / "bin" / "python"
+
+
+def probe_argv(python: Path, code: str, set_env: Optional[Path]) -> List[str]:
+    if set_env is None:
+        return [str(python), "-c", code]
+    return ["bash", "-c", 'source "$1" && exec "$2" -c "$3"', "npuenv-doctor", str(set_env), str(python), code]
+
+
+def _cwd(ctx) -> Path:
+    project = ctx.spec.env.project
+    if project and project in ctx.spec.repos:
+        folder = ctx.root / ctx.spec.repos[project].path
+        if folder.is_dir():
+            return folder
+    return ctx.root
+
+
+def run_probe(ctx) -> TargetFacts:
+    python = venv_python(ctx)
+    code = (PROBE.replace("@MARK@", MARK).replace("@DISTRIBUTIONS@", repr(DISTRIBUTIONS))
+            .replace("@MODULES@", repr(expected_modules(ctx.spec))))
+    install = cann.installed(ctx)
+    set_env = install.set_env if install is not None else None
+    proc = subprocess.run(probe_argv(python, code, set_env), cwd=_cwd(ctx), env=dict(ctx.environ),
+                          capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL,
+                          timeout=ctx.probe_timeout)
+    facts = parse_probe(proc.stdout)
+    facts.returncode, facts.stderr, facts.cann_sourced = proc.returncode, proc.stderr, set_env
+    return facts
+
+
+def facts_for(ctx) -> Tuple[Optional[TargetFacts], Optional[CheckResult]]:
+    """The probe's facts, or the result every target check reports when there are none."""
+    if ctx.root is None:
+        return None, skip(ctx.no_root)
+    if ctx.spec.env is None:
+        return None, skip("the spec has no target env")
+    python = venv_python(ctx)
+    if not python.exists():
+        return None, fail(f"no target env: {python} does not exist", ctx.bootstrap_fix("--only", "env"))
+    try:
+        facts = ctx.memo.get("target-probe", lambda: run_probe(ctx))
+    except subprocess.TimeoutExpired:
+        return None, fail(f"{python} did not finish the probe within {ctx.probe_timeout:g} s",
+                          f"run it by hand: {python} -c 'import torch, torch_npu'")
+    except OSError as exc:
+        return None, fail(f"the probe could not start: {exc}", f"run it by hand: {python} -c 'import torch'")
+    if facts.python is None:
+        tail = _last_line(facts.stderr) or "no output"
+        if facts.cann_sourced is not None:
+            return None, fail(f"{python} did not start with {facts.cann_sourced} sourced (exit {facts.returncode}): "
+                              f"{tail}", f"try by hand: bash -c 'source {facts.cann_sourced} && {python} -V'")
+        return None, fail(f"{python} does not run (exit {facts.returncode}): {tail}",
+                          ctx.bootstrap_fix("--only", "python,env"))
+    return facts, None
+
+
+def _bootstrap_only(ctx, ids) -> str:
+    return ctx.bootstrap_fix("--only", ",".join(ids))
+
+
+@check("target.python", "the target env's interpreter runs and is the spec's exact Python version")
+def python(ctx) -> CheckResult:
+    facts, result = facts_for(ctx)
+    if result is not None:
+        return result
+    found = facts.python
+    if not pythons.matches(found, ctx.spec.python):
+        return fail(f"{found.get('implementation')} {found.get('version')} at {venv_python(ctx)}, the spec "
+                    f"asks for CPython {ctx.spec.python}", "move the env away and run " +
+                    _bootstrap_only(ctx, ["python", "env"]))
+    return ok(f"CPython {found['version']} ({venv_python(ctx)})")
+
+
+def _installed(facts: TargetFacts, key: str) -> Optional[str]:
+    return facts.versions.get(key)
+
+
+def _spec_requirement(spec, name: str) -> Optional[Requirement]:
+    for text in spec.env.packages:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(req.name) == name:
+            return req
+    return None
+
+
+@check("target.torch", "torch in the target env is the version the spec pins")
+def torch(ctx) -> CheckResult:
+    facts, result = facts_for(ctx)
+    if result is not None:
+        return skip("no target env (see target.python)") if result.status.value == "fail" else result
+    req = _spec_requirement(ctx.spec, "torch")
+    found = _installed(facts, "torch")
+    if found is None:
+        if req is None:
+            return skip("the spec installs no torch")
+        return fail(f"torch is not installed in the target env (the spec asks for {req})",
+                    _bootstrap_only(ctx, ["env"]))
+    if req is not None and req.specifier and not SpecifierSet(str(req.specifier)).contains(found, prereleases=True):
+        return fail(f"torch {found} is installed, the spec asks for {req}", _bootstrap_only(ctx, ["env"]))
+    return ok(f"torch {found}" + (f" (the spec asks for {req})" if req is not None else ""))
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return Version(Version(a).public) == Version(Version(b).public)
+    except InvalidVersion:
+        return a == b
+
+
+@check("target.torch_npu", "torch_npu is the spec's version, extends the installed torch, and matches CANN")
+def torch_npu(ctx) -> CheckResult:
+    facts, result = facts_for(ctx)
+    if result is not None:
+        return skip("no target env (see target.python)") if result.status.value == "fail" else result
+    wanted = cann.spec_torch_npu(ctx.spec)
+    found = _installed(facts, "torch_npu")
+    if found is None:
+        if wanted is None:
+            return skip("the spec installs no torch_npu")
+        return fail(f"torch_npu is not installed in the target env (the spec asks for {wanted})",
+                    _bootstrap_only(ctx, ["env"]))
+    if wanted is not None and not _same(found, wanted):
+        return fail(f"torch_npu {found} is installed, the spec asks for {wanted}", _bootstrap_only(ctx, ["env"]))
+    torch_found = _installed(facts, "torch")
+    base = compat.torch_for(found)
+    if torch_found and base and not _same(Version(torch_found).base_version, base):
+        return fail(f"torch_npu {found} extends torch {base}, but torch {torch_found} is installed",
+                    _bootstrap_only(ctx, ["env"]))
+    install = cann.installed(ctx)
+    built_for = compat.cann_for(found)
+    if install is None or install.version is None:
+        return ok(f"torch_npu {found}" + (f" (built for CANN {built_for}; no CANN found here)" if built_for else ""))
+    if built_for is None:
+        return warn(f"torch_npu {found}: not in the torch_npu/CANN table, so its match with CANN "
+                    f"{install.version} is unknown", f"check the {compat.SOURCE} table")
+    if not compat.same_cann(built_for, install.version):
+        better = compat.torch_npu_for(install.version, base or "")
+        instead = f"torch_npu {better[0]} (Ascend's match for CANN {install.version}) or " if better else ""
+        return warn(f"torch_npu {found} is built for CANN {built_for}, CANN {install.version} is installed: "
+                    "expect `undefined symbol` errors", f"install {instead}CANN {built_for}")
+    return ok(f"torch_npu {found}, built for CANN {built_for} (installed)")
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else ""
+
+
+# which bootstrap step provides each module
+PROVIDERS = {"torch": "env", "torch_npu": "env", "mindspeed": "env", "megatron": "copy:megatron"}
+
+
+def _provider(ctx, module: str) -> str:
+    for build in ctx.spec.builds.values():
+        if build.package.replace("-", "_") == module:
+            return f"build:{build.name}"
+    for copy in ctx.spec.copies.values():
+        if Path(copy.to).name == module:
+            return f"copy:{copy.name}"
+    return PROVIDERS.get(module, "env")
+
+
+def _import_fix(ctx, failures: List[Tuple[str, str]]) -> str:
+    from ..logtriage import triage
+
+    for module, error in failures:
+        if f"No module named '{module}'" in error:
+            continue  # simply not installed: the step that installs it says more than any log hint
+        found = triage(error)
+        if found:
+            return found[0].fix
+    return _bootstrap_only(ctx, list(dict.fromkeys(_provider(ctx, m) for m, _e in failures)))
+
+
+@check("target.imports", "torch, torch_npu, apex, decord, mindspeed and megatron import (with CANN sourced)")
+def imports(ctx) -> CheckResult:
+    facts, result = facts_for(ctx)
+    if result is not None:
+        return skip("no target env (see target.python)") if result.status.value == "fail" else result
+    modules = expected_modules(ctx.spec)
+    if not modules:
+        return skip("the spec's target env names no module to import")
+    sourced = f" (with {facts.cann_sourced} sourced)" if facts.cann_sourced else " (no CANN set_env.sh found)"
+    if facts.died_importing:
+        tail = _last_line(facts.stderr) or f"exit {facts.returncode}"
+        return fail(f"the interpreter died (exit {facts.returncode}) importing {facts.died_importing}: {tail}",
+                    _import_fix(ctx, [(facts.died_importing, facts.stderr)]))
+    results = {m: facts.imports.get(m, (False, "not imported")) for m in modules}
+    failures = [(m, error) for m, (imported, error) in results.items() if not imported]
+    details = [f"{m}: ok" if imported else f"{m}: {_last_line(error)}" for m, (imported, error) in results.items()]
+    if failures:
+        names = ", ".join(m for m, _e in failures)
+        return fail(f"{names} do(es) not import{sourced}: {failures[0][0]}: {_last_line(failures[0][1])}",
+                    _import_fix(ctx, failures), details)
+    return ok(f"{', '.join(modules)} import{sourced}", details)
+
+
+CHECKS = [python, torch, torch_npu, imports]

@@ -1,0 +1,71 @@
+"""smoke — the last step: the smoke test (npuenv.smoke) in the finished target env, with CANN sourced.
+
+On a machine without NPU device files (a build box) there is nothing to test: the step records that it
+was skipped and succeeds. The device numbers are part of the fingerprint, so the same workspace on a box
+with NPUs runs the test.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from .. import smoke
+from ..digest import sha256_file
+from .base import OK, Checked, Context, Step, drifted, missing
+
+NO_NPUS = "no NPU devices on this machine"
+
+
+class SmokeStep(Step):
+    kind = "smoke"
+    version = 1
+
+    def __init__(self, spec: Any, deps: tuple[str, ...] = ()) -> None:
+        super().__init__("", deps)
+        self.spec = spec
+
+    def describe(self, ctx: Context) -> str:
+        devices = smoke.npu_devices(ctx.env)
+        if not devices:
+            return f"{NO_NPUS} ({smoke.npu_device_glob(ctx.env)}): recorded as skipped"
+        return (f"torch_npu, bf16 matmul on {len(devices)} NPU(s)"
+                + (", HCCL all-reduce" if len(devices) > 1 else "") + ", MindSpeed, decord")
+
+    def fingerprint(self, ctx: Context) -> Any:
+        python = ctx.state.resolved("python")
+        builds = {d: ctx.state.resolved(d).get("wheel") for d in self.deps if d.startswith("build:")}
+        return {"env": ctx.spec.fragment("env"), "interpreter": [python.get("interpreter"), python.get("version")],
+                "lock": ctx.state.resolved("env").get("lock_sha256"), "builds": builds,
+                "script": sha256_file(smoke.SCRIPT), "npus": smoke.npu_devices(ctx.env),
+                "set_env": str(smoke.set_env_candidate(ctx.env))}
+
+    def check(self, ctx: Context) -> Checked:
+        recorded = ctx.state.resolved(self.id)
+        if recorded.get("skipped"):
+            return OK
+        if not recorded.get("passed"):
+            return missing()
+        if not smoke.target_python(self.spec, ctx.root).is_file():
+            return drifted("the target interpreter is gone")
+        return OK
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        if not smoke.npu_devices(ctx.env):
+            glob = smoke.npu_device_glob(ctx.env)
+            log.write(f"no device files match {glob}: {NO_NPUS}, nothing to test\n")
+            return {"skipped": NO_NPUS, "device_glob": glob}
+        report = smoke.run_smoke(str(smoke.target_python(self.spec, ctx.root)),
+                                 cann_set_env=smoke.set_env_candidate(ctx.env), env=ctx.env,
+                                 project=smoke.project_dir(self.spec, ctx.root))
+        log.write("\n".join(smoke.render_lines(report)) + "\n")
+        for probe in report.failed:
+            if probe.log:
+                log.write(f"\n--- {probe.name} ---\n{probe.log.rstrip()}\n")
+        if report.stderr.strip():
+            log.write("\n--- stderr of the smoke script (last lines) ---\n"
+                      + "\n".join(report.stderr.rstrip().splitlines()[-40:]) + "\n")
+        if not report.passed:
+            raise smoke.failure(report)
+        return {"passed": True, "python": report.python, "torch": report.torch, "torch_npu": report.torch_npu,
+                "devices": report.devices, "set_env": report.set_env, "seconds": round(report.wall, 1),
+                "probes": {p.name: {"ok": p.ok, "seconds": p.seconds, "detail": p.detail} for p in report.probes}}

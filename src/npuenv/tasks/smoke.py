@@ -1,0 +1,69 @@
+"""`smoke`: the smoke test of a workspace's target env, as a table (or JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from invoke import task
+
+from .boundary import boundary
+
+DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
+
+
+def _devices(value: Any) -> Optional[int]:
+    from ..errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        devices = int(value)
+    except ValueError:
+        raise UsageError(f"--devices {value}: expected a whole number", hint="e.g. --devices 2") from None
+    if devices < 1:
+        raise UsageError(f"--devices {value}: expected at least 1", hint="e.g. --devices 2")
+    return devices
+
+
+@task(
+    help={
+        "root": "workspace folder (default /home/ma-user/work/$NPUENV_USER)",
+        "spec": f"spec name in env_specs/ or a path to a YAML file (default {DEFAULT_SPEC})",
+        "json": "print the result as one JSON object instead of a table",
+        "devices": "test this many NPUs (default: all that torch_npu sees)",
+    },
+)
+@boundary
+def smoke(c, root=None, spec=DEFAULT_SPEC, json_=False, devices=None):
+    """Smoke-test the target env: torch_npu, every NPU, an HCCL all-reduce, MindSpeed, decord."""
+    from .. import smoke as lib, workspace
+    from ..errors import NpuenvError, UsageError
+    from ..report import Console
+    from ..spec import load_spec
+
+    console = Console()
+    count = _devices(devices)
+    if root and not Path(root).expanduser().is_dir():
+        raise UsageError(f"--root {root}: no such folder", hint="pass the workspace that bootstrap made")
+    folder = workspace.resolve_root(root, os.environ)
+    loaded = load_spec(spec)
+    if loaded.env is None:
+        raise UsageError(f"the spec {loaded.name} has no env: there is no target env to test")
+    python = lib.target_python(loaded, folder)
+    if not python.is_file():
+        raise NpuenvError(f"no target env at {python.parent.parent}",
+                          hint=f"make it first: invoke bootstrap --root {folder}")
+    if not json_ and not lib.npu_devices(os.environ):
+        console.line(f"note: no NPU device files match {lib.npu_device_glob(os.environ)} on this machine")
+    report = lib.run_smoke(str(python), cann_set_env=lib.set_env_candidate(os.environ), env=os.environ,
+                           devices=count, project=lib.project_dir(loaded, folder))
+    if json_:
+        console.line(json.dumps(report.to_json(), indent=2))
+    else:
+        for line in lib.render_lines(report, hints=False):
+            console.line(line)
+    if not report.passed:
+        raise lib.failure(report)

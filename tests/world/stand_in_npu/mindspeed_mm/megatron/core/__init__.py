@@ -1,0 +1,1 @@
+"""Stand-in megatron.core (tests only)."""
