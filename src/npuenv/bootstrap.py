@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import workspace
-from .errors import UsageError
+from .defaults import DEFAULT_SPEC
 from .engine import Decision, Engine, Reporter, RunReport, failure, select
+from .errors import UsageError
 from .lock import workspace_lock
 from .plan import compile_steps
 from .state import State
 from .steps.base import Context
 
-DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
 
 
 @dataclass

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, TypeVar
 
+from ..defaults import DEFAULT_SPEC
 from ..workspace import PERSISTENT, Layout
 
-DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
 CANN_VARIABLE = "NPUENV_CANN_ROOT"
 DRIVER_VARIABLE = "NPUENV_DRIVER_ROOT"
 PERSISTENT_VARIABLE = "NPUENV_PERSISTENT_ROOT"

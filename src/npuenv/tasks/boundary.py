@@ -32,3 +32,11 @@ def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
             traceback.print_exc()
             raise Exit(code=70) from None
     return wrapper
+
+
+def mirrors_config(c: Any) -> Any:
+    """The `npuenv.mirrors` invoke config value (invoke.yaml), if any."""
+    try:
+        return c.config.npuenv.mirrors
+    except AttributeError:
+        return None

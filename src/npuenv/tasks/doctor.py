@@ -10,18 +10,11 @@ from typing import Any
 
 from invoke import Exit, task
 
-from .boundary import boundary
+from ..defaults import DEFAULT_SPEC
+from .boundary import boundary, mirrors_config
 
-DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
 SYMBOLS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-", "crash": "☠"}
 MAX_DETAILS = 12
-
-
-def _mirrors_config(c: Any) -> Any:
-    try:
-        return c.config.npuenv.mirrors
-    except AttributeError:
-        return None
 
 
 @task(
@@ -56,7 +49,7 @@ def doctor(c, root=None, spec=DEFAULT_SPEC, json_=False, list_checks=False, chec
         _render_list(console, selected if check else list(library.REGISTRY.values()), json_)
         return
     ctx = library.build_context(root=root, spec=spec, environ=os.environ, online=online,
-                                mirrors_config=_mirrors_config(c))
+                                mirrors_config=mirrors_config(c))
     outcomes = library.run_checks(selected, ctx)
     if json_:
         import json

@@ -6,9 +6,9 @@ from typing import Any
 
 from invoke import task
 
-from .boundary import boundary
+from ..defaults import DEFAULT_SPEC
+from .boundary import boundary, mirrors_config
 
-DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
 
 
 def _jobs(value: Any) -> int:
@@ -22,13 +22,6 @@ def _jobs(value: Any) -> int:
     if jobs < 1:
         raise UsageError(f"--jobs {value}: expected at least 1", hint="e.g. --jobs 4")
     return jobs
-
-
-def _mirrors_config(c: Any) -> Any:
-    try:
-        return c.config.npuenv.mirrors
-    except AttributeError:
-        return None
 
 
 @task(
@@ -55,5 +48,5 @@ def bootstrap(c, root=None, spec=DEFAULT_SPEC, dry_run=False, only=None, force=N
 
     options = Options(root=root, spec=spec, dry_run=dry_run, only=list(only or []), force=list(force or []),
                       jobs=_jobs(jobs), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
-                      mirrors_config=_mirrors_config(c))
+                      mirrors_config=mirrors_config(c))
     run_bootstrap(options, Console())

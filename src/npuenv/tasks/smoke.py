@@ -9,9 +9,9 @@ from typing import Any, Optional
 
 from invoke import task
 
+from ..defaults import DEFAULT_SPEC
 from .boundary import boundary
 
-DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
 
 
 def _devices(value: Any) -> Optional[int]:

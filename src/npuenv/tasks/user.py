@@ -6,10 +6,10 @@ from typing import Any
 
 from invoke import Collection, Exit, task
 
+from ..defaults import DEFAULT_SPEC
 from .boundary import boundary
 
 DEFAULT_ROOT = "/home/ma-user/work"
-DEFAULT_SPEC = "mindspeed-mm-internvl2.5"
 ROOT_HELP = f"the folder that holds everyone's folders (default {DEFAULT_ROOT})"
 STATUS = {"ok": "✓", "warn": "!", "fail": "✗"}
 
