@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from invoke import Program
 
 from . import __version__
@@ -11,4 +14,8 @@ program = Program(namespace=ns, version=__version__, name="npuenv", binary="npue
 
 
 def main() -> None:
-    program.run()
+    try:
+        program.run()
+    except BrokenPipeError:  # `npuenv --list | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
