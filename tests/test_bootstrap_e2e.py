@@ -99,6 +99,7 @@ def test_full_run_builds_the_whole_stack(world, tmp_path, done):
     packages = steps["env"]["resolved"]["packages"]
     assert packages["torch-npu"] == "2.1.0.post8" and packages["setuptools"] == "65.7.0"
     assert "done" in done.stdout and "wall" in done.stdout
+    assert "✓ smoke" in done.stdout and "(skipped: no NPU devices on this machine)" in done.stdout
 
 
 def test_second_run_does_no_work_and_touches_no_network(world, tmp_path, done):

@@ -35,6 +35,7 @@ class Outcome:
     seconds: float = 0.0
     error: Optional[BaseException] = None
     log: Optional[Path] = None
+    note: str = ""  # e.g. why a step had nothing to do ("skipped: no NPU devices on this machine")
 
 
 @dataclass
@@ -157,7 +158,8 @@ class Engine:
             return Decision(True, "spec changed")
         checked = step.check(self.ctx)
         if not checked.ok:
-            return Decision(True, checked.reason or "missing")
+            # a step that never ran is simply missing, whatever its check saw half-made
+            return Decision(True, "missing" if record is None else checked.reason or "missing")
         if record is None:
             return Decision(True, "not recorded yet (found in place)")
         return Decision(False, "up to date")
@@ -246,7 +248,8 @@ class Engine:
                     raise
             seconds = time.monotonic() - began
             self.ctx.state.save_step(step.id, self.fingerprint(step), resolved, seconds)
-            return Outcome(step.id, "done", decision.reason, seconds, log=log_path)
+            note = f"skipped: {resolved['skipped']}" if resolved.get("skipped") else ""
+            return Outcome(step.id, "done", decision.reason, seconds, log=log_path, note=note)
         except Exception as exc:  # reported by the caller, with the log
             return Outcome(step.id, "failed", _first_line(exc), time.monotonic() - began,
                            error=exc, log=log_path if log_path.exists() else None)

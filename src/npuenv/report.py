@@ -81,7 +81,8 @@ class Console:
 
     def finished(self, outcome: Outcome) -> None:
         if outcome.result == "done":
-            self.line(f"{SYMBOLS['done']} {outcome.step_id} {outcome.seconds:.1f}s")
+            note = f" ({outcome.note})" if outcome.note else ""
+            self.line(f"{SYMBOLS['done']} {outcome.step_id} {outcome.seconds:.1f}s{note}")
         elif outcome.result == "failed":
             self.line(f"{SYMBOLS['failed']} {outcome.step_id}: {outcome.reason}")
 
