@@ -1,0 +1,149 @@
+"""Step kinds on real git checkouts and files, one verb at a time (table-driven where natural)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from npuenv.errors import PatchError
+from npuenv.spec import Overlay, Patch
+from npuenv.state import State
+from npuenv.steps.base import Context
+from npuenv.steps.overlay import OverlayStep
+from npuenv.steps.patch import PatchStep
+
+REPO = Path(__file__).resolve().parents[1]
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+SETUP = "".join(f"# line {n}\n" for n in range(1, 47)) + (
+    "if os.getenv('CI_BUILD', '0') != '1':\n"
+    "    subprocess.check_call([sys.executable, '-m', 'pip', 'install', '-r', 'requirements.txt'])\n"
+    "setuptools.setup(name='mindspeed')\n")
+
+
+class FakeRepo:
+    """What the steps read from a spec repo entry."""
+
+    def __init__(self, name: str, path: str, commit: str = "0" * 40) -> None:
+        self.name, self.path, self.commit, self.url = name, path, commit, f"https://example.org/{name}.git"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def make_repo(root: Path, name: str, files: dict) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    for rel, text in files.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_text(text)
+    git(path, "init", "-q")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "upstream")
+    return path
+
+
+@pytest.fixture
+def log(tmp_path):
+    """Steps write their commands' output to a real file (subprocesses need a file descriptor)."""
+    with open(tmp_path / "step.log", "w", encoding="utf-8") as handle:
+        yield handle
+
+
+def context(root: Path) -> Context:
+    return Context(root=root, spec=None, wheels_dir=root / "wheels", env=GIT_ENV, mirrors=None,
+                   ca_bundle=root / "ca.pem", uv="uv", arch="x86_64", state=State(root / "state.json"))
+
+
+def mindspeed_patch_step(root: Path, setup_text: str) -> PatchStep:
+    make_repo(root, "MindSpeed", {"setup.py": setup_text})
+    patch = Patch("mindspeed-setup-no-pip", "mindspeed", REPO / "patches" / "mindspeed-setup-no-pip.patch")
+    return PatchStep(patch, FakeRepo("mindspeed", "MindSpeed"))
+
+
+def test_the_shipped_patch_applies_once_and_is_then_recognised(tmp_path, log):
+    step, ctx = mindspeed_patch_step(tmp_path, SETUP), context(tmp_path)
+    assert not step.check(ctx).ok and step.check(ctx).reason == "not applied"
+    resolved = step.apply(ctx, log)
+    lines = (tmp_path / "MindSpeed" / "setup.py").read_text().splitlines()
+    assert lines[46] == "# if os.getenv('CI_BUILD', '0') != '1':" and lines[47].startswith("#     subprocess")
+    assert step.check(ctx).ok
+    assert resolved["applied"] is True and set(resolved["files"]) == {"setup.py"}
+    again = step.apply(ctx, log)  # already applied: detected, nothing changes
+    assert again["files"] == resolved["files"]
+    assert (tmp_path / "MindSpeed" / "setup.py").read_text().count("# if os.getenv") == 1
+
+
+def test_a_patch_that_neither_applies_nor_is_applied_says_upstream_changed(tmp_path, log):
+    moved = SETUP.replace("'-r', 'requirements.txt'", "'-r', 'requirements/base.txt'")
+    step, ctx = mindspeed_patch_step(tmp_path, moved), context(tmp_path)
+    with pytest.raises(PatchError) as info:
+        step.apply(ctx, log)
+    assert info.value.message.startswith(
+        "upstream changed: mindspeed-setup-no-pip.patch no longer applies to mindspeed at 000000000000")
+    assert "refresh the patch" in info.value.hint
+    assert (tmp_path / "MindSpeed" / "setup.py").read_text() == moved  # untouched
+
+
+def test_overlay_copies_verifies_and_detects_drift(tmp_path, log):
+    make_repo(tmp_path, "MM", {"examples/dpa.py": "NEW = 1\n"})
+    make_repo(tmp_path, "MS", {"mindspeed/dpa.py": "OLD = 1\n"})
+    step = OverlayStep(Overlay("dpa", "mm", "examples/dpa.py", "ms", "mindspeed/dpa.py"),
+                       FakeRepo("mm", "MM"), FakeRepo("ms", "MS"))
+    ctx = context(tmp_path)
+    assert step.check(ctx).reason.startswith("drifted")
+    resolved = step.apply(ctx, log)
+    assert (tmp_path / "MS" / "mindspeed" / "dpa.py").read_text() == "NEW = 1\n" and step.check(ctx).ok
+    assert list(resolved["files"]) == ["mindspeed/dpa.py"]
+    assert not list((tmp_path / "MS" / "mindspeed").glob(".*npuenv-tmp*"))
+
+
+def test_an_overlay_whose_source_upstream_deleted_is_a_clear_error(tmp_path, log):
+    make_repo(tmp_path, "MM", {"README": "no examples any more\n"})
+    make_repo(tmp_path, "MS", {"mindspeed/dpa.py": "OLD = 1\n"})
+    step = OverlayStep(Overlay("dpa", "mm", "examples/dpa.py", "ms", "mindspeed/dpa.py"),
+                       FakeRepo("mm", "MM"), FakeRepo("ms", "MS"))
+    with pytest.raises(Exception) as info:
+        step.apply(context(tmp_path), log)
+    assert "examples/dpa.py is missing in mm" in str(info.value) and "pin a commit" in info.value.hint
+
+
+def wheels_task(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), "wheels", *args],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=REPO)
+
+
+def test_wheels_lists_and_prunes_only_what_no_spec_references(tmp_path):
+    from npuenv.spec import load_spec
+    from npuenv.wheelcache import WheelCache
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    spec = load_spec("mindspeed-mm-internvl2.5")
+    pinned = spec.wheels["torch_npu"].files["x86_64"].filename
+    (wheels / pinned).write_bytes(b"x" * 2048)
+    (wheels / "old_thing-1.0-py3-none-any.whl").write_bytes(b"y" * 10)
+    built = tmp_path / "apex-0.1-cp310-cp310-linux_x86_64.whl"
+    built.write_bytes(b"z")
+    cache = WheelCache(wheels)
+    apex = spec.repos["apex"].commit
+    cache.put("apex", "k-current", built, {"commit": apex, "patches": {}, "python": "cp310"})
+    cache.put("apex", "k-stale", built, {"commit": "f" * 40, "patches": {}, "python": "cp310"})
+
+    listing = wheels_task("--wheels", str(wheels))
+    assert listing.returncode == 0, listing.stderr
+    assert "used by: mindspeed-mm-internvl2.5" in listing.stdout
+    assert listing.stdout.count("used by: unused") == 2  # the stray wheel and the stale build
+
+    pruned = wheels_task("--wheels", str(wheels), "--prune")
+    assert pruned.returncode == 0 and "pruned 2 item(s)" in pruned.stdout
+    assert (wheels / pinned).exists() and not (wheels / "old_thing-1.0-py3-none-any.whl").exists()
+    assert [e.key for e in cache.entries()] == ["k-current"]
+    assert json.loads((wheels / "built" / "apex" / "k-current" / "key.json").read_text())["inputs"]["commit"] == apex
