@@ -211,3 +211,21 @@ def test_a_concurrent_bootstrap_refuses_cleanly(world, tmp_path, needs_310):
         first.stdout.read()
         first.wait(timeout=600)
     assert first.returncode == 0
+
+
+def test_switching_a_repo_to_a_fork_fetches_from_the_fork(world, tmp_path, done):
+    """The README's "the default, but my fork of MindSpeed-MM" on a workspace that already exists."""
+    upstream = world.server.git_root / REPOS["mindspeed-mm"]
+    fork = world.server.git_root / "gitee.com" / "me" / f"MindSpeed-MM-{tmp_path.name}.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(upstream), str(fork)], check=True)
+    subprocess.run(["git", "branch", "-f", "mine", world.commits["mindspeed-mm"]], cwd=fork, check=True)
+    mine = add_commit(fork, {"MY_CHANGE.md": "forked\n"}, branch="mine")
+    spec = world_spec(world, tmp_path / "fork.yaml", repos={
+        **{n: {"commit": c} for n, c in world.commits.items()},
+        "mindspeed-mm": {"url": f"https://gitee.com/me/{fork.name}", "commit": mine}})
+    proc = bootstrap(world, tmp_path, spec=spec)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checkout = tmp_path / "ws" / "MindSpeed-MM"
+    assert (checkout / "MY_CHANGE.md").read_text() == "forked\n"
+    origin = subprocess.run(["git", "remote", "get-url", "origin"], cwd=checkout, capture_output=True, text=True)
+    assert origin.stdout.strip() == f"{world.url}/git/gitee.com/me/{fork.name}"

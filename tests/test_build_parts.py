@@ -138,3 +138,12 @@ def test_glibc_version_is_this_machines():
     assert version and version.count(".") >= 1
     ldd = subprocess.run(["ldd", "--version"], capture_output=True, text=True).stdout
     assert version in ldd
+
+
+def test_pkgconfig_conditions_split_and_judge_versions():
+    assert toolchain.split_requirement("libavcodec>=58,<61") == ("libavcodec", ">=58,<61")
+    assert toolchain.split_requirement("libswscale") == ("libswscale", "")
+    found = toolchain.Toolchain(modules={"libavcodec": "61.3.100", "libavformat": "61.1.100"})
+    assert toolchain.version_problems(["libavcodec>=58,<61", "libavformat"], found) == [
+        "libavcodec 61.3.100 (FFmpeg 7) does not satisfy >=58,<61"]
+    assert toolchain.version_problems(["libavcodec>=58,<62"], found) == []

@@ -142,3 +142,12 @@ def test_apex_rebuild_cleans_the_clone_its_build_script_made(world, tmp_path, ca
     log = (tmp_path / "ws" / ".npuenv" / "logs" / "build_apex.log").read_text()
     assert "removing apex/" in log and "scripts/build.sh --python=3.10" in log
     assert json.loads(Path(resolved["wheel"]).with_name("key.json").read_text())["key"] == resolved["key"]
+
+
+def test_an_ffmpeg_the_spec_does_not_allow_fails_before_compiling(world, tmp_path, can_build):
+    too_new = {"decord": {**SOURCE_DECORD["decord"], "requires": {"pkgconfig": ["libavcodec>=61"]}}}
+    spec = world.write_spec(tmp_path / "ffmpeg7.yaml", builds=too_new)
+    proc = bootstrap(world, tmp_path, "--only", "build:decord", spec=spec)
+    assert proc.returncode == 1
+    assert "cannot build decord: libavcodec 5" in proc.stderr and "does not satisfy >=61" in proc.stderr
+    assert "$ cmake" not in (tmp_path / "ws" / ".npuenv" / "logs" / "build_decord.log").read_text()

@@ -147,3 +147,46 @@ def test_wheels_lists_and_prunes_only_what_no_spec_references(tmp_path):
     assert (wheels / pinned).exists() and not (wheels / "old_thing-1.0-py3-none-any.whl").exists()
     assert [e.key for e in cache.entries()] == ["k-current"]
     assert json.loads((wheels / "built" / "apex" / "k-current" / "key.json").read_text())["inputs"]["commit"] == apex
+
+
+def test_a_local_edit_to_a_patched_file_is_named_as_such_not_as_an_upstream_change(tmp_path, log):
+    step, ctx = mindspeed_patch_step(tmp_path, SETUP), context(tmp_path)
+    setup = tmp_path / "MindSpeed" / "setup.py"
+    setup.write_text(SETUP.replace("'-r', 'requirements.txt'", "'-r', 'mine.txt'"))
+    with pytest.raises(PatchError) as info:
+        step.apply(ctx, log)
+    assert "setup.py in MindSpeed was changed locally" in info.value.message
+    assert f"git -C {tmp_path / 'MindSpeed'} checkout -- setup.py" in info.value.hint
+
+
+def test_an_edited_overlay_is_restored_and_the_edit_kept_as_a_backup(tmp_path, log):
+    make_repo(tmp_path, "MM", {"examples/dpa.py": "NEW = 1\n"})
+    make_repo(tmp_path, "MS", {"mindspeed/dpa.py": "OLD = 1\n"})
+    step = OverlayStep(Overlay("dpa", "mm", "examples/dpa.py", "ms", "mindspeed/dpa.py"),
+                       FakeRepo("mm", "MM"), FakeRepo("ms", "MS"))
+    ctx = context(tmp_path)
+    ctx.state.save_step(step.id, "fp", step.apply(ctx, log), 0.1)
+    target = tmp_path / "MS" / "mindspeed" / "dpa.py"
+    target.write_text("NEW = 1\nMY_TWEAK = 2\n")
+    assert step.check(ctx).reason.startswith("drifted")
+    step.apply(ctx, log)
+    assert target.read_text() == "NEW = 1\n"
+    assert target.with_name("dpa.py.npuenv-backup").read_text() == "NEW = 1\nMY_TWEAK = 2\n"
+
+
+def test_an_edited_copy_is_replaced_and_the_edited_tree_kept_as_a_backup(tmp_path, log):
+    from npuenv.spec import Copy
+    from npuenv.steps.copy import CopyStep
+
+    make_repo(tmp_path, "Megatron-LM", {"megatron/core/a.py": "A = 1\n", "megatron/b.py": "B = 1\n"})
+    step = CopyStep(Copy("megatron", "megatron", "megatron", "MM/megatron"), FakeRepo("megatron", "Megatron-LM"))
+    ctx = context(tmp_path)
+    ctx.state.save_step(step.id, "fp", step.apply(ctx, log), 0.1)
+    target = tmp_path / "MM" / "megatron"
+    assert (target / "core" / "a.py").read_text() == "A = 1\n" and step.check(ctx).ok
+    (target / "b.py").write_text("B = 2  # my change\n")
+    assert step.check(ctx).reason == "drifted: files in MM/megatron were changed"
+    step.apply(ctx, log)
+    assert (target / "b.py").read_text() == "B = 1\n"
+    assert (tmp_path / "MM" / "megatron.npuenv-backup" / "b.py").read_text() == "B = 2  # my change\n"
+    assert not list((tmp_path / "MM").glob(".megatron*"))

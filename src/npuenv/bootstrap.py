@@ -59,7 +59,8 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str]) ->
     extras = extra_bundles(options.ca_bundle, environ)
     steps = compile_steps(spec)
     selected, forced = select(steps, split_ids(options.only), split_ids(options.force))
-    bundle = build_bundle(layout.ca_bundle, extras, environ).path
+    # a dry run reaches no server: it needs no bundle, and changes nothing but npuenv's lock file
+    bundle = layout.ca_bundle if options.dry_run else build_bundle(layout.ca_bundle, extras, environ).path
     wheels_dir = Path(options.wheels).absolute() if options.wheels else workspace.default_wheels_dir(root)
     if wheels_dir.exists() and not wheels_dir.is_dir():
         raise UsageError(f"--wheels {options.wheels}: exists and is not a folder",
@@ -69,7 +70,7 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str]) ->
         env=workspace.child_env(layout, environ, bundle, mirrors), uv=workspace.uv_binary(),
         arch=workspace.machine(), state=State.load(layout.state), python=options.python,
         progress=getattr(reporter, "progress", lambda *a: None),
-        status=getattr(reporter, "status", lambda *a: None), jobs=os.cpu_count() or 1,
+        status=getattr(reporter, "status", lambda *a: None), jobs=len(os.sched_getaffinity(0)) or 1,
     )
     ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file)})
     engine = Engine(ctx, selected, log_dir=layout.logs, reporter=reporter, jobs=options.jobs)

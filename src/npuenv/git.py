@@ -113,5 +113,5 @@ def fetch_commit(path: Path, commit: str, env: Mapping[str, str], log: IO[str]) 
             raise explain(proc.stdout + proc.stderr, remote_url(path, env)) or CommandFailed(
                 ["git", "fetch", "--tags", "origin"], proc.returncode, proc.stdout + proc.stderr)
     if not has_commit(path, commit, env):
-        raise GitError(f"commit {commit} is not on the remote of {path}",
+        raise GitError(f"commit {commit} is not on {remote_url(path, env)} (the remote of {path})",
                        hint="check the commit in the spec, or the mirror serves an outdated copy")

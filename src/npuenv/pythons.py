@@ -78,7 +78,8 @@ def uv_find(uv: str, version: str, environ: Mapping[str, str]) -> Optional[str]:
 
 def uv_install(uv: str, version: str, environ: Mapping[str, str]) -> tuple[Optional[str], str]:
     """Let uv download a CPython; returns (interpreter or None, what uv said)."""
-    proc = subprocess.run([uv, "python", "install", version], capture_output=True, text=True,
+    # --no-bin: no python3.x link in ~/.local/bin, outside the workspace (and wiped on ModelArts)
+    proc = subprocess.run([uv, "python", "install", "--no-bin", version], capture_output=True, text=True,
                           env=dict(environ), stdin=subprocess.DEVNULL)
     said = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:

@@ -821,8 +821,26 @@ def _prebuilt(ck: _Checker, kp: KeyPath, value: Any) -> Tuple[Optional[Wheel], O
     return wheel, f.get("glibc")
 
 
+def _pkgconfig_module(ck: _Checker, kp: KeyPath, value: Any) -> Optional[str]:
+    """A pkg-config module, optionally with a version condition: libavcodec>=58,<61."""
+    text = _nonempty(ck, kp, value)
+    if text is None:
+        return None
+    match = re.match(r"^([A-Za-z0-9_.+-]+?)\s*((?:[<>=!~].*)?)$", text)
+    if not match:
+        ck.add(kp, f"{text!r}: write a pkg-config module, optionally with a condition (libavcodec>=58,<61)")
+        return None
+    if match.group(2):
+        try:
+            SpecifierSet(match.group(2))
+        except InvalidSpecifier:
+            ck.add(kp, f"{text!r}: {match.group(2)!r} is not a version condition such as '>=58,<61'")
+            return None
+    return text
+
+
 def _requires(ck: _Checker, kp: KeyPath, value: Any) -> Dict[str, Any]:
-    schema = {"tools": (_list_of(_nonempty), False), "pkgconfig": (_list_of(_package), False),
+    schema = {"tools": (_list_of(_nonempty), False), "pkgconfig": (_list_of(_pkgconfig_module), False),
               "packages": (_list_of(_requirement), False)}
     return _fields(ck, kp, value, schema)
 

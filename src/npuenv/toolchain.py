@@ -6,6 +6,7 @@ for this distribution, not minutes into a compile.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -88,6 +89,12 @@ def pkgconfig_version(module: str, environ: Mapping[str, str]) -> Optional[str]:
     return proc.stdout.strip() or None
 
 
+def split_requirement(entry: str) -> tuple[str, str]:
+    """'libavcodec>=58,<61' -> ('libavcodec', '>=58,<61'); a bare module name has no condition."""
+    match = re.match(r"^\s*([A-Za-z0-9_.+-]+?)\s*((?:[<>=!~].*)?)$", entry)
+    return (match.group(1), match.group(2).strip()) if match else (entry, "")
+
+
 def ffmpeg_release(libavcodec: str) -> str:
     """libavcodec 58 is FFmpeg 4, 59 is 5, 60 is 6, 61 is 7."""
     major = int(libavcodec.split(".")[0])
@@ -105,6 +112,22 @@ class Toolchain:
 
 
 def probe(tools: Sequence[str], modules: Sequence[str], environ: Mapping[str, str]) -> Toolchain:
+    """`modules` may carry version conditions ('libavcodec>=58,<61'): they are looked up by name."""
     needed = list(tools) + (["pkg-config"] if modules and "pkg-config" not in tools else [])
+    names = [split_requirement(m)[0] for m in modules]
     return Toolchain({t: find_tool(t, environ) for t in needed},
-                     {m: pkgconfig_version(m, environ) for m in modules})
+                     {m: pkgconfig_version(m, environ) for m in names})
+
+
+def version_problems(modules: Sequence[str], found: Toolchain) -> list[str]:
+    """Modules whose installed version misses the spec's condition, described for a person."""
+    from packaging.specifiers import SpecifierSet
+
+    problems = []
+    for entry in modules:
+        name, condition = split_requirement(entry)
+        version = found.modules.get(name)
+        if version and condition and not SpecifierSet(condition).contains(version, prereleases=True):
+            release = f" ({ffmpeg_release(version)})" if name == "libavcodec" else ""
+            problems.append(f"{name} {version}{release} does not satisfy {condition}")
+    return problems

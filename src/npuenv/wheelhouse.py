@@ -54,10 +54,10 @@ def inventory(wheels_dir: Path, specs: Sequence[Any]) -> list[Item]:
     items = []
     for path in sorted(wheels_dir.glob("*.whl")):
         stat = path.stat()
-        users = tuple(s.name for s in specs if path.name in pinned_files(s))
+        users = tuple(dict.fromkeys(s.name for s in specs if path.name in pinned_files(s)))
         items.append(Item("downloaded", path, path.name, "", stat.st_size, (now - stat.st_mtime) / 86400, users))
     for entry in WheelCache(wheels_dir).entries():
-        users = tuple(s.name for s in specs if references_build(s, entry.inputs, entry.build))
+        users = tuple(dict.fromkeys(s.name for s in specs if references_build(s, entry.inputs, entry.build)))
         items.append(Item("built", entry.wheel.parent, f"{entry.build}: {entry.wheel.name}",
                           describe_inputs(entry.inputs), entry.size, (now - entry.created) / 86400, users))
     return items

@@ -144,13 +144,18 @@ class BuildStep(Step):
     def _preflight(self, ctx: Context) -> None:
         """Fail in a second, with the install command for this distribution, not minutes into a build."""
         found = toolchain.probe(self.build.tools, self.build.pkgconfig, self._build_env(ctx))
-        problems = [f"{m} is missing" for m in found.missing]
-        problems += self._unmet_packages(ctx)
+        versions = toolchain.version_problems(self.build.pkgconfig, found)
+        packages = self._unmet_packages(ctx)
+        problems = [f"{m} is missing" for m in found.missing] + versions + packages
         if not problems:
             return
         command = toolchain.install_command(toolchain.read_os_release(), found.missing)
-        hint = f"install them: {' '.join(command)}" if command else "install the missing tools and headers"
-        if not found.missing:
+        if found.missing:
+            hint = f"install them: {' '.join(command)}" if command else "install the missing tools and headers"
+        elif versions:
+            hint = (f"build against a version the spec allows (builds.{self.build.name}.requires.pkgconfig), "
+                    "point PKG_CONFIG_PATH at one, or use a prebuilt wheel (strategy: wheel) where the spec has one")
+        else:
             hint = "add the requirements to env.packages in the spec and run bootstrap again"
         raise NpuenvError(f"cannot build {self.build.name}: " + "; ".join(problems), hint=hint)
 

@@ -60,9 +60,16 @@ class CopyStep(Step):
         digest = tree_digest(tmp)
         old = target.parent / f".{target.name}.npuenv-old"
         remove_tree(old)
+        recorded = ctx.state.resolved(self.id).get("tree")
+        if recorded and target.is_dir() and tree_digest(target) != recorded:
+            # files were edited after npuenv copied them: keep the edited tree instead of discarding it
+            old = target.parent / f"{target.name}.npuenv-backup"
+            remove_tree(old)
+            log.write(f"{target} was edited: kept as {old}\n")
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
-        remove_tree(old)
+        if old.name.startswith("."):
+            remove_tree(old)
         log.write(f"copied {source} -> {target}\n")
         return {"tree": digest}

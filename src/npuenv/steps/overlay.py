@@ -53,6 +53,12 @@ class OverlayStep(Step):
                 hint="upstream moved or deleted the file: pin a commit that has it",
             )
         target.parent.mkdir(parents=True, exist_ok=True)
+        recorded = ctx.state.resolved(self.id).get("sha256")
+        if recorded and target.is_file() and sha256_file(target) != recorded:
+            # someone edited the file after npuenv put it there: keep their version
+            backup = target.with_name(target.name + ".npuenv-backup")
+            shutil.copy2(target, backup)
+            log.write(f"{target} was edited: kept as {backup}\n")
         tmp = fresh_tmp_sibling(target)
         shutil.copy2(source, tmp)
         os.replace(tmp, target)

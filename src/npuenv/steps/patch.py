@@ -57,6 +57,15 @@ class PatchStep(Step):
         if self._git_apply(ctx, "--reverse", "--check").returncode != 0:
             probe = self._git_apply(ctx, "--check")
             if probe.returncode != 0:
+                edited = self._edited_locally(ctx)
+                if edited:
+                    root = ctx.path(self.repo.path)
+                    raise PatchError(
+                        f"{self.patch.file.name} cannot be applied: {', '.join(edited)} in {self.repo.path} was "
+                        "changed locally (the checkout is at the pinned commit)",
+                        hint=f"restore it with `git -C {root} checkout -- {' '.join(edited)}` (keep a copy of "
+                             "your change first), then run again",
+                    )
                 raise PatchError(
                     f"upstream changed: {self.patch.file.name} no longer applies to {self.repo.name} at "
                     f"{self.repo.commit[:12]}\n{probe.stdout}{probe.stderr}".rstrip(),
@@ -65,6 +74,13 @@ class PatchStep(Step):
             self._git_apply(ctx, log=log, check=True)
         return {"sha256": sha256_file(self.patch.file), "applied": True, "files": self._files(ctx),
                 **({"found": found} if found else {})}
+
+    def _edited_locally(self, ctx: Context) -> list[str]:
+        """Files the patch touches that differ from the pinned commit (edits npuenv did not make)."""
+        numstat = self._git_apply(ctx, "--numstat").stdout
+        names = [line.split("\t")[-1] for line in numstat.splitlines() if line.strip()]
+        changed = set(git.changed_files(ctx.path(self.repo.path), ctx.env))
+        return [name for name in names if name in changed]
 
     def _files(self, ctx: Context) -> dict[str, str]:
         """The patched files and their content hashes, so the repo step can tell our changes from others'."""

@@ -75,6 +75,10 @@ class RepoStep(Step):
         os.replace(tmp, path)
 
     def _move(self, ctx: Context, path: Path, log: IO[str]) -> None:
+        if git.remote_url(path, ctx.env) != self.url(ctx):
+            # the spec now names another remote (a fork, a mirror): fetch from it, and keep it as origin
+            log.write(f"origin is now {self.url(ctx)}\n")
+            git.git(["remote", "set-url", "origin", self.url(ctx)], cwd=path, env=ctx.env, log=log)
         if git.head(path, ctx.env) == self.repo.commit:
             self._submodules(ctx, path, log)
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from ..errors import NpuenvError
+from ..errors import FetchError, NpuenvError
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, drifted, missing
 
@@ -82,7 +82,14 @@ def fetch_pinned(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[str
                             ca_bundle=ctx.ca_bundle)
     log.write(f"downloading {url}\n")
     ctx.wheels_dir.mkdir(parents=True, exist_ok=True)
-    download(url, dest, entry.sha256, ca_bundle=ctx.ca_bundle,
-             progress=lambda done, total: ctx.progress(step_id, done, total))
+    try:
+        download(url, dest, entry.sha256, ca_bundle=ctx.ca_bundle,
+                 progress=lambda done, total: ctx.progress(step_id, done, total))
+    except FetchError as exc:
+        original = entry.url if wheel.source == "url" else ctx.spec.index
+        if exc.message.startswith("cannot reach") and ctx.mirrors.rewrite(original) != original:
+            exc.hint = (f"{original} is fetched through a mirror: check that it is up, or change the mirror "
+                        "(spec mirrors:, NPUENV_MIRRORS)")
+        raise
     log.write(f"{dest} sha256 {entry.sha256} ok\n")
     return url
