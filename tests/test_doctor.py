@@ -374,12 +374,50 @@ def test_npu_devices_none_visible_or_too_few_for_npus_per_node(box: Box, tmp_pat
     assert eight.fix.startswith("export NPUS_PER_NODE=4")
 
 
-@pytest.mark.parametrize("health, expected", [("Warning", Status.WARN), ("Alarm", Status.FAIL)])
+@pytest.mark.parametrize("health, expected", [("Warning", Status.WARN), ("Alarm", Status.FAIL),
+                                             ("Warning 2", Status.WARN), ("NOT_EXIST", Status.FAIL),
+                                             ("Alarm(1)", Status.FAIL), ("Critical", Status.FAIL)])
 def test_npu_health_reports_unhealthy_devices(box: Box, health: str, expected: Status) -> None:
     script = box.lab.npu_smi.read_text().replace("| OK            |", f"| {health:<12} |")
     box.lab.npu_smi.write_text(script)
     found = result(box.ctx(), "npu.health")
     assert found.status is expected and found.finding.startswith(f"NPU 0: {health}")
+    assert found.finding.count("NPU ") == 4  # every NPU is named, none is lost to its neighbour
+
+
+@pytest.mark.parametrize("health", ["NOT_EXIST", "Alarm(1)", "Warning 2", ""])
+def test_npu_health_one_bad_npu_among_good_ones(box: Box, health: str) -> None:
+    """A device row whose Health is not a plain word was dropped (its chip went to the NPU before it), and
+    npu.health said OK."""
+    script = box.lab.npu_smi.read_text().replace("| OK            |", f"| {{'{health}' if npu == 2 else 'OK':<13}} |")
+    box.lab.npu_smi.write_text(script)
+    assert result(box.ctx(), "npu.smi").finding.endswith(": 4 NPU(s) in its table")
+    found = result(box.ctx(), "npu.health")
+    assert found.status is (Status.WARN if health.startswith("Warning") else Status.FAIL)
+    assert found.finding == f"NPU 2: {health or 'no health value'}"
+    assert f"NPU 2 (910B1): {health or 'no health value'}" in found.details and len(found.details) == 4
+
+
+def test_npu_processes_is_skipped_without_npu_smi_and_device_files(box: Box, tmp_path: Path) -> None:
+    empty = tmp_path / "nodev"
+    empty.mkdir()
+    glob = str(empty / "davinci[0-9]*")
+    nothing = box.ctx(env={**box.without(NPU_SMI_VARIABLE), "PATH": str(empty), DEVICE_GLOB_VARIABLE: glob})
+    found = result(nothing, "npu.processes")
+    assert found == CheckResult(Status.SKIP, f"cannot tell: npu-smi not found, and no device file matches {glob} "
+                                             "for a /proc scan")
+    failing = tmp_path / "npu-smi"
+    failing.write_text("#!/bin/sh\necho 'dcmi module initialize failed. ret is -8005' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    broken = result(box.ctx(env=box.with_(NPUENV_NPU_SMI=str(failing), **{DEVICE_GLOB_VARIABLE: glob})),
+                    "npu.processes")
+    assert broken.status is Status.SKIP
+    assert broken.finding.startswith("cannot tell: npu-smi info failed (exit 1: dcmi module initialize failed")
+    # one source is enough evidence: the device files alone (a /proc scan), or npu-smi alone
+    assert result(box.ctx(env={**box.without(NPU_SMI_VARIABLE), "PATH": str(empty)}), "npu.processes") == ok(
+        "no process holds an NPU")
+    assert result(box.ctx(env=box.with_(**{DEVICE_GLOB_VARIABLE: glob})), "npu.processes") == ok(
+        "no process holds an NPU")
 
 
 # --- trust & network -----------------------------------------------------------------------------------
@@ -531,10 +569,14 @@ class TargetBox:
     site: Path
     cann: StandInCann
 
-    def ctx(self, cann: bool = True, **fields: object):
+    def env(self, cann: bool = True) -> Dict[str, str]:
         env = base_env()  # CANN is NOT sourced here: the probe sources set_env.sh itself
         env.update(self.cann.env() if cann else {"NPUENV_CANN_ROOT": str(self.root / "no-cann")})
-        return replace(build_context(root=str(self.root), spec="mindspeed-mm-internvl2.5", environ=env), **fields)
+        return env
+
+    def ctx(self, cann: bool = True, deep: bool = False, **fields: object):
+        return replace(build_context(root=str(self.root), spec="mindspeed-mm-internvl2.5", environ=self.env(cann)),
+                       deep=deep, **fields)
 
 
 @pytest.fixture(scope="module")
@@ -563,7 +605,7 @@ def target_box(world: World, tmp_path_factory: pytest.TempPathFactory) -> Target
     return TargetBox(root, site, make_cann(base / "Ascend"))
 
 
-def test_target_env_healthy_with_cann_sourced_by_the_probe(target_box: TargetBox) -> None:
+def test_target_env_healthy_finds_the_modules_without_importing_them(target_box: TargetBox) -> None:
     ctx = target_box.ctx()
     outcomes = run_checks(doctor.select(["target"]), ctx)
     found = {o.check.name: o.result for o in outcomes}
@@ -571,29 +613,69 @@ def test_target_env_healthy_with_cann_sourced_by_the_probe(target_box: TargetBox
     assert found["target.python"].finding.startswith("CPython 3.10.")
     assert found["target.torch"].finding == "torch 2.1.0 (the spec asks for torch==2.1.0)"
     assert found["target.torch_npu"].finding == "torch_npu 2.1.0.post8, built for CANN 8.0.RC3 (installed)"
-    assert found["target.imports"].finding == (f"torch, torch_npu, apex, decord, mindspeed, megatron import "
-                                               f"(with {target_box.cann.set_env} sourced)")
+    assert found["target.imports"].finding == ("torch, torch_npu, apex, decord, mindspeed, megatron found (not "
+                                               "imported; --deep imports them)")
+    details = found["target.imports"].details
+    assert details[0] == f"torch 2.1.0: {target_box.site / 'torch' / '__init__.py'}"
+    assert details[1] == f"torch_npu 2.1.0.post8: {target_box.site / 'torch_npu' / '__init__.py'}"
+    assert details[-1] == ("megatron (no installed distribution): "
+                           f"{target_box.root / 'MindSpeed-MM' / 'megatron' / '__init__.py'}")
     assert sum(1 for o in outcomes) == 4
 
 
+def test_target_env_healthy_with_deep_imports_and_cann_sourced_by_the_probe(target_box: TargetBox) -> None:
+    outcomes = run_checks(doctor.select(["target"]), target_box.ctx(deep=True))
+    found = {o.check.name: o.result for o in outcomes}
+    assert all(r.status is Status.OK for r in found.values()), found
+    assert found["target.torch_npu"].finding == "torch_npu 2.1.0.post8, built for CANN 8.0.RC3 (installed)"
+    assert found["target.imports"].finding == (f"torch, torch_npu, apex, decord, mindspeed, megatron import "
+                                               f"(with {target_box.cann.set_env} sourced)")
+    assert found["target.imports"].details[:2] == ("torch: ok", "torch_npu: ok")
+
+
+def test_target_imports_by_default_imports_nothing(target_box: TargetBox, tmp_path: Path) -> None:
+    """`import torch` takes seconds on a real box: the default check must not run any module's code."""
+    marker = tmp_path / "apex-was-imported"
+    init = target_box.site / "apex" / "__init__.py"
+    original = init.read_text()
+    init.write_text(f"open({str(marker)!r}, 'w').close()\nraise ImportError('apex_C missing')\n")
+    try:
+        cheap = result(target_box.ctx(), "target.imports")
+        assert cheap.status is Status.OK and not marker.exists()
+        deep = result(target_box.ctx(deep=True), "target.imports")
+        assert marker.exists()
+    finally:
+        init.write_text(original)
+    assert deep.status is Status.FAIL and deep.finding.startswith("apex do(es) not import")
+    assert "apex: ImportError: apex_C missing" in deep.details
+
+
 def test_target_imports_fail_without_cann_and_say_source_set_env(target_box: TargetBox) -> None:
-    found = result(target_box.ctx(cann=False), "target.imports")
+    found = result(target_box.ctx(cann=False, deep=True), "target.imports")
     assert found.status is Status.FAIL
     assert found.finding.startswith("torch_npu do(es) not import (no CANN set_env.sh found): torch_npu: "
                                     "ImportError: libhccl.so: cannot open shared object file")
     assert "source /usr/local/Ascend/ascend-toolkit/set_env.sh" in found.fix
 
 
-def test_target_imports_name_the_step_that_provides_a_missing_module(target_box: TargetBox) -> None:
+def test_without_cann_the_default_check_still_finds_torch_npu_and_reads_its_version(target_box: TargetBox) -> None:
+    ctx = target_box.ctx(cann=False)
+    assert result(ctx, "target.imports").status is Status.OK
+    assert result(ctx, "target.torch_npu") == ok("torch_npu 2.1.0.post8 (built for CANN 8.0.RC3; no CANN found here)")
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["default", "deep"])
+def test_target_imports_name_the_step_that_provides_a_missing_module(target_box: TargetBox, deep: bool) -> None:
     decord = target_box.site / "decord"
     hidden = target_box.site / "decord-hidden"
     decord.rename(hidden)
     try:
-        found = result(target_box.ctx(), "target.imports")
+        found = result(target_box.ctx(deep=deep), "target.imports")
     finally:
         hidden.rename(decord)
     assert found.status is Status.FAIL
-    assert "decord do(es) not import" in found.finding and "No module named 'decord'" in found.finding
+    assert "No module named 'decord'" in found.finding
+    assert found.finding.startswith("decord do(es) not import" if deep else "decord not found in the target env")
     assert found.fix == f"invoke bootstrap --root {target_box.root} --only build:decord"
     assert "decord: ModuleNotFoundError: No module named 'decord'" in found.details
 
@@ -633,6 +715,14 @@ def test_target_env_with_a_broken_set_env(target_box: TargetBox, tmp_path: Path)
     assert found.status is Status.FAIL
     assert found.finding.endswith(f"did not start with {broken.set_env} sourced (exit 3): set_env.sh: cannot find "
                                   "the driver")
+
+
+def test_probe_output_parsing_of_found_modules() -> None:
+    out = (target.MARK + '{"kind": "found", "module": "torch", "ok": true, "where": "/s/torch/__init__.py"}\n' +
+           target.MARK + '{"kind": "found", "module": "apex", "ok": false, "error": "No module named \'apex\'"}\n')
+    facts = target.parse_probe(out)
+    assert facts.found == {"torch": (True, "/s/torch/__init__.py"), "apex": (False, "No module named 'apex'")}
+    assert facts.imports == {} and facts.died_importing is None
 
 
 def test_probe_output_parsing_survives_noise_and_a_crash() -> None:
@@ -821,3 +911,26 @@ def test_task_log_triage(box: Box, tmp_path: Path) -> None:
     assert invoke("--log", str(clean), env=box.env).returncode == 0
     missing = invoke("--log", str(tmp_path / "nope.log"), env=box.env)
     assert missing.returncode == 2 and f"error: --log {tmp_path / 'nope.log'}: no such file" in missing.stderr
+
+
+def test_task_deep_option_imports_and_the_default_only_finds(target_box: TargetBox, tmp_path: Path) -> None:
+    env = target_box.env()
+    cheap = invoke("--root", str(target_box.root), "--check", "target", env=env)
+    assert cheap.returncode == 0, cheap.stdout + cheap.stderr
+    assert ("✓ target.imports    torch, torch_npu, apex, decord, mindspeed, megatron found (not imported; --deep "
+            "imports them)") in cheap.stdout
+    assert "✓ target.torch_npu  torch_npu 2.1.0.post8, built for CANN 8.0.RC3 (installed)" in cheap.stdout
+    deep = invoke("--root", str(target_box.root), "--check", "target.imports", "--deep", "--json", env=env)
+    assert deep.returncode == 0, deep.stdout + deep.stderr
+    [found] = json.loads(deep.stdout)
+    assert found["finding"] == (f"torch, torch_npu, apex, decord, mindspeed, megatron import "
+                                f"(with {target_box.cann.set_env} sourced)")
+    broken = invoke("--root", str(target_box.root), "--check", "target.imports", "--deep",
+                    env=target_box.env(cann=False))
+    assert broken.returncode == 1 and "torch_npu do(es) not import" in broken.stdout
+    assert "fix: source /usr/local/Ascend/ascend-toolkit/set_env.sh" in broken.stdout
+    log = tmp_path / "train.log"
+    log.write_text("fine\n")
+    refused = invoke("--log", str(log), "--deep", env=env)
+    assert refused.returncode == 2 and "--deep" in refused.stderr
+    assert "--deep" in invoke("--help", env=env).stdout

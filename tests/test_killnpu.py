@@ -311,3 +311,67 @@ def test_task_reports_a_missing_npu_smi_override(lab):
     done = invoke(lab, "--dry-run", env=env)
     assert done.returncode == 1
     assert "not an executable file" in done.stderr and "hint:" in done.stderr
+
+
+@pytest.mark.parametrize("grace, says", [("abc", "--grace abc: expected a number of seconds"),
+                                         ("-1", "--grace -1: expected 0 or more seconds"),
+                                         ("nan", "--grace nan: expected 0 or more seconds")])
+def test_task_refuses_a_bad_grace_without_a_traceback(lab, grace, says):
+    mine = lab.start(tag="alice", devices=[0])
+    done = invoke(lab, "--yes", "--grace", grace, user="alice")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"error: {says}" in done.stderr and "hint: e.g. --grace 10" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert lab.alive(mine)
+
+
+def test_task_refuses_all_with_user(lab):
+    processes = lab.start_many([dict(tag="alice", devices=[0]), dict(tag="bob", devices=[1])])
+    done = invoke(lab, "--all", "--user", "bob", "--yes", "--grace", "1", user="alice")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "error: --all and --user bob contradict each other" in done.stderr
+    assert "--all (without --user)" in done.stderr
+    assert all(lab.alive(p) for p in processes)
+
+
+HOST_PID_NPU_SMI = """#!/bin/sh
+cat <<'TABLE'
+| NPU     Chip         | Process id    | Host PID      | Process name             | Process memory(MB)      |
++======================+===============+===============+==========================+=========================+
+| 0       0            | {pid:<13} | {host:<13} | python                   | 30784                   |
+| No running processes found in NPU 1                                                                          |
+TABLE
+"""
+
+
+def test_host_pid_column_keeps_the_namespace_pid_and_shows_the_host_one(lab, tmp_path):
+    """npu-smi in a container: "Process id" is the PID here, "Host PID" the host's; the plan acts on the
+    former and kill-npu's table shows both."""
+    mine = lab.start(tag="alice", devices=[0], list=False)
+    npu_smi = tmp_path / "npu-smi-host-pid"
+    npu_smi.write_text(HOST_PID_NPU_SMI.format(pid=mine.pid, host=HOST_PID_NOT_HERE))
+    npu_smi.chmod(0o755)
+
+    plan = make_plan(discover(Config(npu_smi=str(npu_smi), device_glob=lab.glob)), user="alice")
+    row = rows_by_pid(plan)[mine.pid]
+    assert (row.action, row.host_pid, row.seen_by) == (STOP, HOST_PID_NOT_HERE, "npu-smi, /proc")
+    assert HOST_PID_NOT_HERE not in rows_by_pid(plan)
+
+    env = {**lab.env("alice"), "NPUENV_NPU_SMI": str(npu_smi)}
+    done = invoke(lab, "--dry-run", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    header = next(line for line in done.stdout.splitlines() if line.startswith("NPU"))
+    assert header.split()[:4] == ["NPU", "PID", "HOST", "PID"]
+    line = next(line for line in done.stdout.splitlines() if line.split()[:2] == ["0", str(mine.pid)])
+    assert line.split()[2] == str(HOST_PID_NOT_HERE)
+    assert lab.alive(mine)
+
+
+def test_table_has_no_host_pid_column_when_npu_smi_shows_none(lab):
+    lab.start(tag="alice", devices=[0])
+    done = invoke(lab, "--dry-run", user="alice")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "HOST PID" not in done.stdout and "NPU  PID" in done.stdout
+
+
+HOST_PID_NOT_HERE = 4194998  # above the kernel's PID limit: never a process here

@@ -37,6 +37,7 @@ TEXTS = {
     "certificate": "fatal: unable to access 'https://gitee.com/ascend/MindSpeed.git/': SSL certificate problem: "
                    "unable to get local issuer certificate",
     "decord-missing": "Failed to import decord module.",
+    "target-env-inactive": "ModuleNotFoundError: No module named 'torch_npu'",
 }
 
 
@@ -65,6 +66,8 @@ def test_the_fixes_say_what_to_do() -> None:
     assert "ca-bundle.pem" in by_kind["certificate"].fix
     assert "build:decord" in by_kind["decord-missing"].fix
     assert "ASCEND_LAUNCH_BLOCKING=1" in by_kind["inner-error-above"].fix
+    assert "invoke bootstrap --only env" in by_kind["target-env-inactive"].fix
+    assert "MindSpeed-MM/.venv/bin/activate" in by_kind["target-env-inactive"].fix
 
 
 def test_one_finding_per_kind_with_the_first_line_and_a_count() -> None:
@@ -132,3 +135,90 @@ def _cause_fix(kind: str):
 
 def _title(kind: str) -> str:
     return next(k for k in KNOWN if k.kind == kind).title
+
+
+# --- what the first version missed: colours, uv's TLS error, CANN's own out-of-memory, an inactive env ----
+
+# CANN and launchers colour their error codes; `\b` after the colour's `m` never matched.
+COLOURED = [
+    ("hccl-device-busy", "\x1b[1m\x1b[31mEJ0001\x1b[0m: [PID: 3354790] 2024-05-21-11:57:54.167.645 Failed to "
+                         "initialize the HCCP process.",
+     "EJ0001: [PID: 3354790] 2024-05-21-11:57:54.167.645 Failed to initialize the HCCP process."),
+    ("hccl-port-bound", "[rank1]: \x1b[1mEJ0003\x1b[0m: Failed to bind the IP port.",
+     "[rank1]: EJ0003: Failed to bind the IP port."),
+    ("hccl-unavailable", "\x1b[31mRuntimeError\x1b[0m: HCCL function error: HcclCommInitRootInfo(numRanks, &hcclID, "
+                         "rank, &(comm->hcclComm_)), error code is \x1b[1m7\x1b[0m",
+     "RuntimeError: HCCL function error: HcclCommInitRootInfo(numRanks, &hcclID, rank, &(comm->hcclComm_)), "
+     "error code is 7"),
+    ("certificate", "\x1b[1m\x1b[91merror\x1b[0m: \x1b[1mFailed to fetch:\x1b[0m "
+                    "`https://pypi.org/simple/torch/`\x1b]8;;https://docs.astral.sh\x1b\\ \x1b]8;;\x1b\\"
+                    "  \x1b[1m\x1b[91mCaused by:\x1b[0m invalid peer certificate: UnknownIssuer",
+     "error: Failed to fetch: `https://pypi.org/simple/torch/`   Caused by: invalid peer certificate: UnknownIssuer"),
+]
+
+
+@pytest.mark.parametrize("kind, coloured, plain", COLOURED, ids=[c[0] for c in COLOURED])
+def test_ansi_colours_are_stripped_before_matching_and_showing(kind: str, coloured: str, plain: str) -> None:
+    found = triage("INFO \x1b[32mstarting\x1b[0m\n" + coloured + "\n")
+    assert [(f.kind, f.line_no, f.line) for f in found] == [(kind, 2, plain)]
+
+
+# uv 0.5+ (rustls) when the CA that signed the server is not in SSL_CERT_FILE / its built-in roots
+UV_TLS = """\
+Resolved 265 packages in 2.31s
+error: Failed to fetch: `https://pypi.org/simple/torch/`
+  Caused by: Request failed after 3 retries
+  Caused by: error sending request for url (https://pypi.org/simple/torch/)
+  Caused by: client error (Connect)
+  Caused by: invalid peer certificate: UnknownIssuer
+"""
+
+
+def test_uv_unknown_issuer_is_the_ca_bundle_problem() -> None:
+    [found] = triage(UV_TLS)
+    assert (found.kind, found.line_no, found.line) == ("certificate", 6, "Caused by: invalid peer certificate: "
+                                                                       "UnknownIssuer")
+    assert "ca-bundle.pem" in found.fix and "--ca-bundle FILE" in found.fix
+
+
+# CANN's own out-of-memory report (rtMalloc through the ACL), then torch_npu's generic line below it
+CANN_OOM = """\
+[rank0]: iteration       12/    5000 | consumed samples:           96 | lm loss: 2.313E+00
+EL0004: 2025-01-15-10:21:33.125.716 Failed to allocate memory.
+        Possible Cause: Available memory is insufficient.
+        Solution: Close applications not in use.
+        TraceBack (most recent call last):
+        rtMalloc execute failed, reason=[driver error:out of memory][FUNC:FuncErrorReason]\
+[FILE:error_message_manage.cc][LINE:53]
+        alloc device memory failed, runtime result = 207001[FUNC:ReportCallError][FILE:log_inner.cpp][LINE:161]
+[rank0]: Traceback (most recent call last):
+[rank0]:   File "/home/ma-user/work/alice/MindSpeed-MM/pretrain_internvl.py", line 102, in <module>
+[rank0]: RuntimeError: The Inner error is reported as above. The process exits for this inner error, and the current \
+working operator name is HcclAllreduce.
+"""
+
+
+def test_cann_el0004_is_out_of_memory_and_the_inner_error_names_it() -> None:
+    oom, inner = triage(CANN_OOM)
+    assert (oom.kind, oom.line_no, oom.count) == ("npu-oom", 2, 2)  # EL0004 and rtMalloc's driver error
+    assert oom.line.startswith("EL0004: ") and "micro batch size" in oom.fix
+    assert (inner.kind, inner.line_no) == ("inner-error-above", 10)
+    assert inner.cause.endswith("here probably line 2: NPU out of memory")
+
+
+@pytest.mark.parametrize("line", [
+    "ModuleNotFoundError: No module named 'torch_npu'",
+    "ModuleNotFoundError: No module named 'mindspeed'",
+    "[rank3]: ModuleNotFoundError: No module named 'mindspeed_mm'",
+    "ImportError: No module named torch",
+])
+def test_missing_torch_npu_or_mindspeed_means_the_target_env_is_not_active(line: str) -> None:
+    found = triage("Traceback (most recent call last):\n  File \"pretrain_internvl.py\", line 3, in <module>\n" + line)
+    assert [(f.kind, f.line_no) for f in found] == [("target-env-inactive", 3)]
+    assert "invoke bootstrap --only env" in found[0].fix and "MindSpeed-MM/.venv" in found[0].fix
+
+
+def test_missing_submodules_of_the_stack_are_not_an_inactive_env() -> None:
+    assert triage("ModuleNotFoundError: No module named 'torch_npu.contrib.module'") == []
+    assert triage("ModuleNotFoundError: No module named 'mindspeed.core.fusions'") == []
+    assert triage("ModuleNotFoundError: No module named 'torchvision'") == []

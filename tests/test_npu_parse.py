@@ -214,3 +214,137 @@ def test_info_gathers_all_three():
     assert [d.npu for d in info.devices] == [0, 1, 2, 3]
     assert [p.pid for p in info.processes] == [55115, 60001, 60002]
     assert info.idle == [1, 3]
+
+
+# --- device rows are recognised by their structure, whatever Health says and whatever the name is ---------
+
+def _table(rows: str, borders: bool = True) -> str:
+    """A 910B-style device table around `rows` (blank-line separated devices)."""
+    head = """\
++---------------------------+---------------+----------------------------------------------------+
+| NPU   Name                | Health        | Power(W)    Temp(C)           Hugepages-Usage(page)|
+| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |
++===========================+===============+====================================================+
+"""
+    border = "+===========================+===============+====================================================+\n"
+    blocks = [b.strip("\n") + "\n" for b in rows.strip("\n").split("\n\n")]
+    return head + (border if borders else "").join(blocks) + border
+
+
+ODD_HEALTH = _table("""\
+| 0     910B1               | OK            | 97.2        37                0    / 0             |
+| 0                         | 0000:C1:00.0  | 0           0    / 0          3377 / 65536         |
+
+| 1     910B1               | NOT_EXIST     | NA          NA                NA   / NA            |
+| 0                         | 0000:01:00.0  | NA          NA   / NA         NA   / NA            |
+
+| 2     910B1               | Alarm(1)      | 95.0        35                0    / 0             |
+| 0                         | 0000:C2:00.0  | 0           0    / 0          3377 / 65536         |
+
+| 3     910B1               | Warning 2     | 92.8        36                0    / 0             |
+| 0                         | 0000:02:00.0  | 0           0    / 0          3377 / 65536         |
+
+| 4     910B1               |               | 92.8        36                0    / 0             |
+| 0                         | 0000:82:00.0  | 0           0    / 0          3377 / 65536         |
+""")
+
+ASCEND_310 = _table("""\
+| 0     310                 | OK            | 12.8        45                0    / 0             |
+| 0                         | 0000:01:00.0  | 0           2703 / 8192                            |
+
+| 1     310                 | Critical      | 12.8        45                0    / 0             |
+| 0                         | 0000:02:00.0  | 0           2703 / 8192                            |
+""")
+
+DUO_DIGIT_NAME = _table("""\
+| 8     310                 | OK            | NA          51                0     / 0            |
+| 0     0                   | 0000:01:00.0  | 0           1685 / 44280                           |
+| 1     1                   | 0000:01:00.0  | 0           1455 / 43693                           |
+
+| 9     310                 | Alarm(2)      | NA          51                0     / 0            |
+| 0     2                   | 0000:81:00.0  | 0           1685 / 44280                           |
+| 1     3                   | 0000:81:00.0  | 0           1455 / 43693                           |
+""")
+
+NO_BORDERS_BETWEEN_NPUS = _table("""\
+| 0     910B1               | Alarm(1)      | 97.2        37                0    / 0             |
+| 0                         | 0000:C1:00.0  | 0           0    / 0          3377 / 65536         |
+| 1     910B1               | OK            | 93.4        36                0    / 0             |
+| 0                         | 0000:01:00.0  | 0           0    / 0          3377 / 65536         |
+| 2     310                 | Warning 2     | 93.4        36                0    / 0             |
+| 0                         | 0000:02:00.0  | 0           0    / 0          3377 / 65536         |
+""", borders=False)
+
+STRUCTURE_CASES = [
+    ("any-health-value", ODD_HEALTH, [(0, "910B1", "OK", (0,)), (1, "910B1", "NOT_EXIST", (0,)),
+                                      (2, "910B1", "Alarm(1)", (0,)), (3, "910B1", "Warning 2", (0,)),
+                                      (4, "910B1", "", (0,))]),
+    ("digits-only-name", ASCEND_310, [(0, "310", "OK", (0,)), (1, "310", "Critical", (0,))]),
+    ("digits-only-name-two-chips", DUO_DIGIT_NAME, [(8, "310", "OK", (0, 1)), (9, "310", "Alarm(2)", (0, 1))]),
+    ("no-borders-between-npus", NO_BORDERS_BETWEEN_NPUS, [(0, "910B1", "Alarm(1)", (0,)), (1, "910B1", "OK", (0,)),
+                                                          (2, "310", "Warning 2", (0,))]),
+]
+
+
+@pytest.mark.parametrize("text, expected", [c[1:] for c in STRUCTURE_CASES], ids=[c[0] for c in STRUCTURE_CASES])
+def test_device_rows_are_found_by_structure(text, expected):
+    assert parse_npu_smi_devices(text) == [NpuDevice(*row) for row in expected]
+
+
+def test_every_npu_keeps_its_own_chips_when_health_is_odd():
+    """The bug: a dropped device row gave its chips to the NPU before it, and its bad health vanished."""
+    devices = parse_npu_smi_devices(ODD_HEALTH)
+    assert [d.chips for d in devices] == [(0,)] * 5
+    assert [d.npu for d in devices if d.health != "OK"] == [1, 2, 3, 4]
+
+
+# --- the process table: host PIDs, blank NPU cells -------------------------------------------------------
+
+HOST_PID_TABLE = """\
+| NPU     Chip         | Process id    | Host PID      | Process name             | Process memory(MB)      |
++======================+===============+===============+==========================+=========================+
+| 0       0            | 312           | 1874411       | python                   | 30784                   |
+| 1       0            | 313           | 1874412       | python                   | 30784                   |
+"""
+
+HOST_PID_FIRST = """\
+| NPU     Chip         | Host PID      | Process id    | Process name             | Process memory(MB)      |
++======================+===============+===============+==========================+=========================+
+| 0       0            | 1874411       | 312           | python                   | 30784                   |
+"""
+
+HOST_PID_ONLY = """\
+| NPU     Chip         | Host PID      | Process name             | Process memory(MB)      |
++======================+===============+==========================+=========================+
+| 0       0            | 1874411       | python                   | 30784                   |
+"""
+
+BLANK_NPU_CELL = """\
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| 2       1                 | 1001          | python                   | 500                     |
+|                           | 1002          | python                   | 600                     |
+|                           | 1003          | python                   | 700                     |
+| 3       0                 | 1004          | infer                    | 800                     |
+"""
+
+HOST_AND_BLANK_CASES = [
+    ("process-id-and-host-pid", HOST_PID_TABLE, [(0, 0, 312, "python", 30784, 1874411),
+                                                 (1, 0, 313, "python", 30784, 1874412)]),
+    ("host-pid-column-first", HOST_PID_FIRST, [(0, 0, 312, "python", 30784, 1874411)]),
+    ("host-pid-only", HOST_PID_ONLY, [(0, 0, 1874411, "python", 30784)]),
+    ("blank-npu-chip-cell-repeats-the-row-above", BLANK_NPU_CELL, [
+        (2, 1, 1001, "python", 500), (2, 1, 1002, "python", 600), (2, 1, 1003, "python", 700),
+        (3, 0, 1004, "infer", 800)]),
+    ("blank-cell-on-the-first-row-is-dropped", """\
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+|                           | 1001          | python                   | 500                     |
+""", []),
+]
+
+
+@pytest.mark.parametrize("text, expected", [c[1:] for c in HOST_AND_BLANK_CASES],
+                         ids=[c[0] for c in HOST_AND_BLANK_CASES])
+def test_host_pids_and_blank_npu_cells(text, expected):
+    assert parse_npu_smi_processes(text) == [NpuProcess(*row) for row in expected]

@@ -149,6 +149,7 @@ class Row:
     seen_by: str
     action: str
     reason: str = ""
+    host_pid: Optional[int] = None  # the host's PID, when npu-smi shows it next to this namespace's
 
 
 @dataclass(frozen=True)
@@ -207,10 +208,10 @@ def make_plan(snapshot: Snapshot, user: Optional[str], all_users: bool = False,
     plan = Plan([], [], [], sorted(known if scope is None else scope), scope, user, all_users, caller,
                 protected, snapshot.config.proc, list(snapshot.notes))
     roots: list[int] = []
-    for (device, pid), (memory, seen_by) in sorted(_findings(snapshot).items()):
+    for (device, pid), (memory, seen_by, host_pid) in sorted(_findings(snapshot).items()):
         if scope is not None and device not in scope:
             continue
-        row = _judge(snapshot, plan, device, pid, memory, seen_by)
+        row = _judge(snapshot, plan, device, pid, memory, seen_by, host_pid)
         plan.rows.append(row)
         if row.action == STOP and row.root not in roots:
             roots.append(row.root)
@@ -220,26 +221,28 @@ def make_plan(snapshot: Snapshot, user: Optional[str], all_users: bool = False,
     return plan
 
 
-def _findings(snapshot: Snapshot) -> dict[tuple[int, int], tuple[Optional[int], str]]:
-    """{(device, pid): (memory MB, "npu-smi" / "/proc" / "npu-smi, /proc")} from both sources."""
-    seen: dict[tuple[int, int], tuple[Optional[int], list[str]]] = {}
+def _findings(snapshot: Snapshot) -> dict[tuple[int, int], tuple[Optional[int], str, Optional[int]]]:
+    """{(device, pid): (memory MB, "npu-smi" / "/proc" / "npu-smi, /proc", host PID)} from both sources."""
+    seen: dict[tuple[int, int], tuple[Optional[int], list[str], Optional[int]]] = {}
     for process in (snapshot.smi.processes if snapshot.smi else []):
-        memory, sources = seen.setdefault((process.npu, process.pid), (process.memory_mb, []))
-        sources.append("npu-smi")
+        entry = seen.setdefault((process.npu, process.pid), (process.memory_mb, [], process.host_pid))
+        entry[1].append("npu-smi")
     for pid, held in snapshot.holders.items():
         for device in held:
-            seen.setdefault((device, pid), (None, []))[1].append("/proc")
-    return {key: (memory, ", ".join(dict.fromkeys(sources))) for key, (memory, sources) in seen.items()}
+            seen.setdefault((device, pid), (None, [], None))[1].append("/proc")
+    return {key: (memory, ", ".join(dict.fromkeys(sources)), host)
+            for key, (memory, sources, host) in seen.items()}
 
 
-def _judge(snapshot: Snapshot, plan: Plan, device: int, pid: int, memory: Optional[int], seen_by: str) -> Row:
+def _judge(snapshot: Snapshot, plan: Plan, device: int, pid: int, memory: Optional[int], seen_by: str,
+           host_pid: Optional[int] = None) -> Row:
     table = snapshot.table
     stat = table.get(pid)
 
     def row(action: str, reason: str = "", root: Optional[int] = None) -> Row:
         tag = table.tag(pid) if stat is not None else None
         command = table.command(pid) if stat is not None else _smi_name(snapshot, device, pid)
-        return Row(device, pid, root, tag, command, memory, seen_by, action, reason)
+        return Row(device, pid, root, tag, command, memory, seen_by, action, reason, host_pid)
 
     if stat is None:
         return row(SKIP, HOST_PID if "/proc" not in seen_by else "exited")

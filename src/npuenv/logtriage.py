@@ -3,7 +3,8 @@
 `triage(text)` is pure: it reads the text line by line, matches each line against the table of known
 failures, and returns one Finding per kind (its first line, and how many lines matched), in the order
 they first appear. The table holds the errors the team met (UPSTREAM.md) and a few more with a named
-source; each pattern is the error's own text, so it matches whatever prefix a launcher adds.
+source; each pattern is the error's own text, so it matches whatever prefix a launcher adds. Terminal
+colours and other ANSI escape sequences are removed first (from what is matched and what is shown).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Optional, Pattern
 
 SET_ENV = "source /usr/local/Ascend/ascend-toolkit/set_env.sh"
+# ANSI escape sequences: CSI (colours, cursor moves: ESC [ ... m), OSC (titles, links: ESC ] ... BEL or ESC \\),
+# and the two-character ones (ESC c, ESC =, ...)
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]")
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,9 @@ KNOWN: tuple[Known, ...] = (
           "ASCEND_RT_VISIBLE_DEVICES names more devices than this box has",
           "set NPUS_PER_NODE to the number of NPUs (`npu-smi info`) and check ASCEND_RT_VISIBLE_DEVICES"),
     Known("npu-oom", "NPU out of memory",
-          _re(r"NPU out of memory"),
-          "the model, activations and optimizer state do not fit in the NPU's memory (HBM)",
+          _re(r"NPU out of memory|\bEL0004\b|Failed to allocate memory|driver error:\s*out of memory"),
+          "the model, activations and optimizer state do not fit in the NPU's memory (HBM); CANN says "
+          "EL0004 \"Failed to allocate memory\"",
           "reduce the micro batch size or sequence length, enable recomputation, use more NPUs "
           "(tensor/pipeline parallel); PYTORCH_NPU_ALLOC_CONF=expandable_segments:True reduces fragmentation"),
     Known("inner-error-above", "\"The Inner error is reported as above\"",
@@ -99,12 +104,19 @@ KNOWN: tuple[Known, ...] = (
           "CI_BUILD=1 skips it once"),
     Known("certificate", "TLS: certificate verify failed",
           _re(r"certificate verify failed|CERTIFICATE_VERIFY_FAILED|SSL certificate problem|"
-              r"server certificate verification failed"),
+              r"server certificate verification failed|invalid peer certificate: UnknownIssuer"),
           "the client cannot verify the server: the system CA roots are readable by root only on ModelArts, "
-          "or a proxy re-signs TLS with its own CA",
+          "or a proxy re-signs TLS with its own CA (uv says `invalid peer certificate: UnknownIssuer`; its "
+          "SSL_CERT_FILE replaces its built-in roots)",
           "use npuenv's CA bundle: enter through init.sh, or export SSL_CERT_FILE/REQUESTS_CA_BUNDLE/"
           "CURL_CA_BUNDLE/GIT_SSL_CAINFO/PIP_CERT=ROOT/.npuenv/ca-bundle.pem; add a proxy's CA with "
           "invoke bootstrap --ca-bundle FILE"),
+    Known("target-env-inactive", "torch, torch_npu or MindSpeed not found: the target env is not active",
+          _re(r"No module named '?(?:torch|torch_npu|mindspeed|mindspeed_mm)'?(?![\w.])"),
+          "the Python that ran is not MindSpeed-MM's target env (it was not activated, or another python came "
+          "first on PATH), or the target env was never filled",
+          "activate it: enter through your init.sh (invoke user.add), or source MindSpeed-MM/.venv/bin/activate; "
+          "if it is active, fill it: invoke bootstrap --only env (invoke doctor --check target says which)"),
     Known("decord-missing", "decord is not installed",
           _re(r"Failed to import decord module|No module named '?decord'?(?![\w.])"),
           "decord is not installed in the target env (MindSpeed-MM only prints \"Failed to import decord "
@@ -126,6 +138,8 @@ def triage_lines(lines: Iterable[str]) -> list[Finding]:
     counts: dict[str, int] = {}
     for number, raw in enumerate(lines, 1):
         line = raw.rstrip("\r\n")
+        if "\x1b" in line:
+            line = _ANSI.sub("", line)
         if len(line) > 4000:  # a megabyte of progress bar on one line: look at its ends only
             line = line[:2000] + " … " + line[-2000:]
         known = _best(line)

@@ -2,8 +2,13 @@
 
 The layout differs across driver versions and boards (column widths, one or two chips per NPU, a chip
 column of its own, extra columns, blank process names), so rows are read through the header that
-precedes them: each header cell gets a role (npu, chip, pid, name, memory, other) and each row's cells
-are read by role. Text that is not a table row (warnings, banners) is ignored.
+precedes them: each header cell gets a role (npu, chip, pid, host pid, name, memory, other) and each row's
+cells are read by role. Text that is not a table row (warnings, banners) is ignored.
+
+The device table is read by its structure, not by what the cells hold: each NPU is a row whose first cell
+is its number and its name (the name may be digits only, "310"; the health may be anything, "NOT_EXIST",
+"Alarm(1)"), followed by one row per chip whose first cell starts with the chip number and whose second is
+a Bus-Id. Devices are separated by border lines.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ __all__ = ["NpuDevice", "NpuProcess", "NpuSmiInfo", "parse_npu_smi_devices", "pa
 
 @dataclass(frozen=True)
 class NpuProcess:
-    """One row of the process table. `chip` is None when the layout has no chip number."""
+    """One row of the process table. `chip` is None when the layout has no chip number. `pid` is the PID in
+    this PID namespace when the table tells it apart ("Process id" next to "Host PID"); `host_pid` is the
+    host's PID when the table has a column of its own for it, else None."""
 
     npu: int
     chip: Optional[int]
     pid: int
     name: str
     memory_mb: Optional[int]
+    host_pid: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,8 @@ class NpuSmiInfo:
 _IDLE = re.compile(r"no\s+running\s+process(?:es)?\s+found\s+in\s+npu\s*(\d+)", re.IGNORECASE)
 _PROCESS_HEADER = re.compile(r"process\s*id|\bpid\b", re.IGNORECASE)
 _DEVICE_HEADER = re.compile(r"\bnpu\b.*\bname\b", re.IGNORECASE)
-_HEALTH = re.compile(r"^[A-Za-z][A-Za-z ]*$")
+# a PCI address as npu-smi prints it in the chip rows' Bus-Id column: 0000:C1:00.0
+_BUS_ID = re.compile(r"^[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]$")
 _INT = re.compile(r"\d+")
 
 # The layout of the two process tables in the driver documentation, used when no header precedes the rows.
@@ -69,45 +78,64 @@ def parse_npu_smi_processes(text: str) -> list[NpuProcess]:
     has_header = any(_is_process_header(line) for line in lines)
     layout: Optional[_Layout] = None if has_header else _Layout(_DEFAULT_ROLES, None)
     processes: list[NpuProcess] = []
-    last_npu: Optional[int] = None
+    above: Optional[NpuProcess] = None
     for line in lines:
         if _is_process_header(line):
-            layout, last_npu = _Layout.from_header(_cells(line) or []), None
+            layout, above = _Layout.from_header(_cells(line) or []), None
             continue
         cells = _cells(line)
         if layout is None or cells is None or _IDLE.search(line):
             continue
-        row = layout.read(cells, last_npu)
+        row = layout.read(cells, above)
         if row is not None:
             processes.append(row)
-            last_npu = row.npu
+            above = row
     return processes
 
 
 def parse_npu_smi_devices(text: str) -> list[NpuDevice]:
-    """The device table: an "NPU  Name | Health | ..." line per NPU, then one line per chip below it."""
+    """The device table: per NPU an "N  Name | Health | ..." row, then one row per chip below it."""
     devices: list[NpuDevice] = []
+    group: list[list[str]] = []  # the rows between two border lines: one NPU and its chips
     in_table = False
     for line in text.splitlines():
         cells = _cells(line)
-        if cells is None:
-            continue
-        if _is_process_header(line):
-            in_table = False
-        elif _DEVICE_HEADER.search(cells[0]) and "health" in line.lower():
-            in_table = True
+        header = cells is not None and (_is_process_header(line) or
+                                        (bool(_DEVICE_HEADER.search(cells[0])) and "health" in line.lower()))
+        if cells is None or header:
+            _read_device_group(group, devices)
+            group = []
+            if header:
+                in_table = not _is_process_header(line)
         elif in_table and len(cells) >= 2:
-            _read_device_line([c.strip() for c in cells], devices)
+            group.append([c.strip() for c in cells])
+    _read_device_group(group, devices)
     return devices
 
 
-def _read_device_line(cells: list[str], devices: list[NpuDevice]) -> None:
-    first = cells[0].split()
-    if len(first) >= 2 and first[0].isdigit() and not first[1].isdigit() and _HEALTH.match(cells[1]):
-        devices.append(NpuDevice(int(first[0]), " ".join(first[1:]), cells[1]))
-    elif first and first[0].isdigit() and devices:
-        last = devices[-1]
-        devices[-1] = NpuDevice(last.npu, last.name, last.health, last.chips + (int(first[0]),))
+def _read_device_group(rows: list[list[str]], devices: list[NpuDevice]) -> None:
+    """One group of rows between borders. Its first numbered row is an NPU (unless its second cell is a
+    Bus-Id: then it is one more chip of the NPU above); the rows after it are its chips. A later row is
+    another NPU only when its first cell is a number and a name, its second is no Bus-Id, and a chip row
+    follows it (a table printed without borders between NPUs). Health is whatever the cell says."""
+    started = False
+    for index, cells in enumerate(rows):
+        first = cells[0].split()
+        if not first or not first[0].isdigit():
+            continue  # the header's second line ("Chip | Bus-Id"), or something unknown
+        later = [r for r in rows[index + 1:] if r[0].split()]
+        next_is_chip = bool(later) and later[0][0].split()[0].isdigit()
+        bus_id = bool(_BUS_ID.match(cells[1]))
+        if not started and not bus_id:
+            is_device = True
+        else:
+            is_device = started and len(first) >= 2 and not bus_id and next_is_chip
+        if is_device:
+            devices.append(NpuDevice(int(first[0]), " ".join(first[1:]), cells[1]))
+            started = True
+        elif devices:
+            last = devices[-1]
+            devices[-1] = NpuDevice(last.npu, last.name, last.health, last.chips + (int(first[0]),))
 
 
 def _is_process_header(line: str) -> bool:
@@ -126,7 +154,7 @@ def _cells(line: str) -> Optional[list[str]]:
 def _role(cell: str) -> str:
     text = cell.lower()
     if _PROCESS_HEADER.search(text):
-        return "pid"
+        return "host_pid" if "host" in text else "pid"
     if "mem" in text:
         return "memory"
     if "name" in text:
@@ -155,25 +183,31 @@ class _Layout:
     @classmethod
     def from_header(cls, cells: list[str]) -> _Layout:
         roles = tuple(_role(c) for c in cells)
+        if "pid" not in roles:  # the host's PID is the only one shown: it is the PID
+            roles = tuple("pid" if r == "host_pid" else r for r in roles)
         chip_offset = None
         for cell, role in zip(cells, roles):
             if role == "npu+chip":
                 chip_offset = cell.lower().index("chip")
         return cls(roles, chip_offset)
 
-    def read(self, cells: list[str], last_npu: Optional[int]) -> Optional[NpuProcess]:
+    def read(self, cells: list[str], above: Optional[NpuProcess]) -> Optional[NpuProcess]:
+        """The process in `cells`; `above` is the row before it in the same table (blank NPU cells repeat it)."""
         if len(cells) != len(self.roles) or "pid" not in self.roles:
             return _guess(cells)
         fields = dict(zip(self.roles, cells))
         pid = fields["pid"].strip()
         if not pid.isdigit():
             return None
-        npu, chip = self._npu_chip(fields, last_npu)
+        npu, chip = self._npu_chip(fields, above)
         if npu is None:
             return None
-        return NpuProcess(npu, chip, int(pid), fields.get("name", "").strip(), _memory(fields.get("memory", "")))
+        host = fields.get("host_pid", "").strip()
+        return NpuProcess(npu, chip, int(pid), fields.get("name", "").strip(), _memory(fields.get("memory", "")),
+                          int(host) if host.isdigit() else None)
 
-    def _npu_chip(self, fields: dict[str, str], last_npu: Optional[int]) -> tuple[Optional[int], Optional[int]]:
+    def _npu_chip(self, fields: dict[str, str], above: Optional[NpuProcess]) -> tuple[Optional[int], Optional[int]]:
+        last_npu = above.npu if above is not None else None
         if "npu+chip" in fields:
             numbers = _ints(fields["npu+chip"])
             if len(numbers) >= 2:
@@ -184,7 +218,8 @@ class _Layout:
                 if last_npu is not None and self.chip_offset and offset >= self.chip_offset - 1:
                     return last_npu, value
                 return value, None
-            return None, None
+            # A blank NPU/Chip cell: one more process on the NPU and chip of the row above.
+            return (last_npu, above.chip) if above is not None else (None, None)
         npu_cell = _ints(fields.get("npu", ""))
         chip_cell = _ints(fields.get("chip", ""))
         npu = npu_cell[0][0] if npu_cell else last_npu

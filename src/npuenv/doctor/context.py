@@ -74,6 +74,7 @@ class DoctorContext:
     spec_arg: str = DEFAULT_SPEC
     root_note: str = ""
     online: bool = False
+    deep: bool = False  # import the target env's modules for real (slow), not only find them
     mirrors_config: Any = None
     free_fail_bytes: int = 5 * GIB
     free_warn_bytes: int = 20 * GIB
@@ -117,7 +118,7 @@ def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: P
 
 
 def build_context(*, root: Optional[str], spec: str, environ: Mapping[str, str], online: bool = False,
-                  mirrors_config: Any = None) -> DoctorContext:
+                  deep: bool = False, mirrors_config: Any = None) -> DoctorContext:
     from ..killnpu import Config, KillNpuError
     from ..spec import load_spec
     from ..steps.build import glibc_version
@@ -134,7 +135,7 @@ def build_context(*, root: Optional[str], spec: str, environ: Mapping[str, str],
         environ=environ, spec=load_spec(spec), spec_arg=spec, root=found, root_note=note,
         cann_root=Path(environ.get(CANN_VARIABLE) or DEFAULT_CANN_ROOT),
         driver_root=Path(environ.get(DRIVER_VARIABLE) or DEFAULT_DRIVER_ROOT),
-        persistent=persistent, arch=machine(), glibc=glibc_version(), online=online,
+        persistent=persistent, arch=machine(), glibc=glibc_version(), online=online, deep=deep,
         mirrors_config=mirrors_config, npu=npu,
     )
 

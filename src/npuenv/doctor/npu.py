@@ -6,6 +6,7 @@ One discovery (kill-npu's: npu-smi's tables plus a /proc scan of the device file
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .. import killnpu
@@ -99,14 +100,22 @@ def health(ctx) -> CheckResult:
     if not snap.smi.devices:
         return skip("npu-smi lists no device")
     bad = [d for d in snap.smi.devices if d.health.strip().upper() != "OK"]
-    details = [f"NPU {d.npu} ({d.name}): {d.health}" for d in snap.smi.devices]
+    details = [f"NPU {d.npu} ({d.name}): {_health(d)}" for d in snap.smi.devices]
     if not bad:
         return ok(f"{len(snap.smi.devices)} NPU(s) OK", details)
-    text = ", ".join(f"NPU {d.npu}: {d.health}" for d in bad)
+    text = ", ".join(f"NPU {d.npu}: {_health(d)}" for d in bad)
     fix = "see `npu-smi info -t health -i N`; a device that stays unhealthy needs the box restarted or replaced"
-    if all(d.health.strip().lower() == "warning" for d in bad):
+    if all(_WARNING.match(d.health.strip()) for d in bad):
         return warn(text, fix, details)
     return fail(text, fix, details)
+
+
+# "Warning", and a warning with its code ("Warning 2", "Warning(2)"); anything else not OK fails
+_WARNING = re.compile(r"warning\b[\s(\d)]*$", re.IGNORECASE)
+
+
+def _health(device) -> str:
+    return device.health.strip() or "no health value"
 
 
 def _command(text: str) -> str:
@@ -138,6 +147,9 @@ def processes(ctx) -> CheckResult:
         snap = snapshot(ctx)
     except killnpu.KillNpuError:
         return skip(NO_SMI)
+    if snap.smi is None and not snap.devices:  # neither source looked: "nobody" would be a guess
+        why = _smi_note(snap).replace(": using /proc only", "") if snap.config.npu_smi else "npu-smi not found"
+        return skip(f"cannot tell: {why}, and no device file matches {snap.config.device_glob} for a /proc scan")
     plan = killnpu.make_plan(snap, None, all_users=True)
     rows = plan.rows
     if not rows:

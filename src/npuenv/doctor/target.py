@@ -1,10 +1,13 @@
 """target env: the interpreter is the spec's exact Python, torch and torch_npu are the spec's versions and
-torch_npu matches the CANN installed, and the stack imports.
+torch_npu matches the CANN installed, and the stack is installed (with --deep: imports).
 
 All four checks share ONE run of the target interpreter: a small probe script that prints JSON lines
-(its version, package versions from importlib.metadata, then each import's result as it happens, so a
-crash inside `import torch_npu` still names the module). When CANN's set_env.sh exists, the probe runs
-with it sourced, as training does: bash -c 'source "$1" && exec "$2" -c "$3"' with an argument list.
+(its version, package versions from importlib.metadata, then one line per module). By default it only
+finds each module (importlib.util.find_spec of the top-level name: nothing is imported, so it takes a
+fraction of a second where `import torch` alone takes seconds). With --deep (`DoctorContext.deep`) it imports each
+module and prints the result as it happens, so a crash inside `import torch_npu` still names the module.
+When CANN's set_env.sh exists, the probe runs with it sourced, as training does:
+bash -c 'source "$1" && exec "$2" -c "$3"' with an argument list.
 """
 
 from __future__ import annotations
@@ -51,14 +54,29 @@ for key, names in @DISTRIBUTIONS@.items():
         except Exception:
             pass
 emit("versions", versions=versions)
+def error(exc):
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
 for module in @MODULES@:
-    emit("importing", module=module)
+    if @DEEP@:
+        emit("importing", module=module)
+        try:
+            __import__(module)
+            emit("import", module=module, ok=True)
+        except BaseException as exc:
+            emit("import", module=module, ok=False, error=error(exc))
+        continue
+    import importlib.util
     try:
-        __import__(module)
-        emit("import", module=module, ok=True)
+        spec = importlib.util.find_spec(module)
     except BaseException as exc:
-        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        emit("import", module=module, ok=False, error=text[-2000:])
+        emit("found", module=module, ok=False, error=error(exc))
+        continue
+    if spec is None:
+        emit("found", module=module, ok=False, error="ModuleNotFoundError: No module named %r" % module)
+    elif spec.origin in (None, "namespace"):
+        emit("found", module=module, ok=True, where=" ".join(spec.submodule_search_locations or []) + " (a folder)")
+    else:
+        emit("found", module=module, ok=True, where=spec.origin)
 '''
 
 
@@ -67,6 +85,7 @@ class TargetFacts:
     python: Optional[dict] = None
     versions: Dict[str, str] = field(default_factory=dict)
     imports: Dict[str, Tuple[bool, str]] = field(default_factory=dict)
+    found: Dict[str, Tuple[bool, str]] = field(default_factory=dict)  # module: (found, where it is or the error)
     died_importing: Optional[str] = None
     returncode: int = 0
     stderr: str = ""
@@ -94,6 +113,9 @@ def parse_probe(stdout: str) -> TargetFacts:
         elif kind == "import":
             facts.imports[data["module"]] = (bool(data.get("ok")), data.get("error", ""))
             pending = None
+        elif kind == "found":
+            found = bool(data.get("ok"))
+            facts.found[data["module"]] = (found, data.get("where", "") if found else data.get("error", ""))
     facts.died_importing = pending
     return facts
 
@@ -143,7 +165,7 @@ def _cwd(ctx) -> Path:
 def run_probe(ctx) -> TargetFacts:
     python = venv_python(ctx)
     code = (PROBE.replace("@MARK@", MARK).replace("@DISTRIBUTIONS@", repr(DISTRIBUTIONS))
-            .replace("@MODULES@", repr(expected_modules(ctx.spec))))
+            .replace("@MODULES@", repr(expected_modules(ctx.spec))).replace("@DEEP@", repr(ctx.deep)))
     install = cann.installed(ctx)
     set_env = install.set_env if install is not None else None
     proc = subprocess.run(probe_argv(python, code, set_env), cwd=_cwd(ctx), env=dict(ctx.environ),
@@ -301,7 +323,8 @@ def _import_fix(ctx, failures: List[Tuple[str, str]]) -> str:
     return _bootstrap_only(ctx, list(dict.fromkeys(_provider(ctx, m) for m, _e in failures)))
 
 
-@check("target.imports", "torch, torch_npu, apex, decord, mindspeed and megatron import (with CANN sourced)")
+@check("target.imports", "torch, torch_npu, apex, decord, mindspeed and megatron are installed "
+                         "(--deep: they import, with CANN sourced)")
 def imports(ctx) -> CheckResult:
     facts, result = facts_for(ctx)
     if result is not None:
@@ -309,6 +332,8 @@ def imports(ctx) -> CheckResult:
     modules = expected_modules(ctx.spec)
     if not modules:
         return skip("the spec's target env names no module to import")
+    if not ctx.deep:
+        return _found(ctx, facts, modules)
     sourced = f" (with {facts.cann_sourced} sourced)" if facts.cann_sourced else " (no CANN set_env.sh found)"
     if facts.died_importing:
         tail = _last_line(facts.stderr) or f"exit {facts.returncode}"
@@ -322,6 +347,23 @@ def imports(ctx) -> CheckResult:
         return fail(f"{names} do(es) not import{sourced}: {failures[0][0]}: {_last_line(failures[0][1])}",
                     _import_fix(ctx, failures), details)
     return ok(f"{', '.join(modules)} import{sourced}", details)
+
+
+def _found(ctx, facts: TargetFacts, modules: List[str]) -> CheckResult:
+    """The cheap check: each module is found where the target interpreter would import it from, with its
+    distribution's version. Nothing is imported (--deep does that)."""
+    results = {m: facts.found.get(m, (False, "not looked for (the probe stopped early)")) for m in modules}
+    details = []
+    for module, (found, text) in results.items():
+        version = facts.versions.get(module)
+        label = f"{module} {version}" if version else f"{module} (no installed distribution)"
+        details.append(f"{label}: {text}" if found else f"{module}: {_last_line(text)}")
+    missing = [m for m, (found, _t) in results.items() if not found]
+    if missing:
+        first = _last_line(results[missing[0]][1])
+        return fail(f"{', '.join(missing)} not found in the target env: {first}",
+                    _bootstrap_only(ctx, list(dict.fromkeys(_provider(ctx, m) for m in missing))), details)
+    return ok(f"{', '.join(modules)} found (not imported; --deep imports them)", details)
 
 
 CHECKS = [python, torch, torch_npu, imports]

@@ -25,20 +25,24 @@ MAX_DETAILS = 12
         "list-checks": "list every check with its group and what it looks at; run none",
         "check": "run only these checks or groups, e.g. cann,npu or target.imports (comma-separated, repeatable)",
         "online": "also do a real TLS handshake with every host the spec uses, after mirrors",
+        "deep": "target.imports really imports torch, torch_npu, apex, decord, mindspeed and megatron with CANN "
+                "sourced (slow: `import torch` alone takes seconds); by default it only finds them",
         "log": "explain the known failures in a training/inference log FILE instead of checking the box",
     },
     iterable=["check"],
 )
 @boundary
-def doctor(c, root=None, spec=DEFAULT_SPEC, json_=False, list_checks=False, check=None, online=False, log=None):
+def doctor(c, root=None, spec=DEFAULT_SPEC, json_=False, list_checks=False, check=None, online=False, log=None,
+           deep=False):
     """Check the box, workspace and target env (ok/warn/fail, each with its fix); --log explains a log."""
     from ..errors import UsageError
     from ..report import Console
 
     console = Console()
     if log is not None:
-        if list_checks or check or online:
-            raise UsageError("--log reads a log and runs no check: leave out --check, --online and --list-checks")
+        if list_checks or check or online or deep:
+            raise UsageError("--log reads a log and runs no check: leave out --check, --online, --deep and "
+                             "--list-checks")
         if _render_log(console, log, json_):
             raise Exit(code=1)
         return
@@ -48,7 +52,7 @@ def doctor(c, root=None, spec=DEFAULT_SPEC, json_=False, list_checks=False, chec
     if list_checks:
         _render_list(console, selected if check else list(library.REGISTRY.values()), json_)
         return
-    ctx = library.build_context(root=root, spec=spec, environ=os.environ, online=online,
+    ctx = library.build_context(root=root, spec=spec, environ=os.environ, online=online, deep=deep,
                                 mirrors_config=mirrors_config(c))
     outcomes = library.run_checks(selected, ctx)
     if json_:

@@ -24,7 +24,7 @@ from .boundary import boundary
     iterable=["device"],
 )
 @boundary
-def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace=10.0, user=None):
+def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace="10", user=None):
     """Stop the processes holding NPUs (yours by default), SIGTERM then SIGKILL, and check the NPUs are free."""
     from .. import killnpu
     from ..errors import UsageError
@@ -32,8 +32,11 @@ def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace=10.0, u
     from ..report import Console
 
     console = Console()
-    if grace < 0:
-        raise UsageError(f"--grace must be 0 or more seconds, got {grace}")
+    grace = _grace(grace)
+    if all_ and user:
+        raise UsageError(f"--all and --user {user} contradict each other: --all stops everyone's processes, "
+                         f"--user only those tagged {user}",
+                         hint=f"pass --user {user} for {user}'s processes, or --all (without --user) for everyone's")
     config = killnpu.Config.from_env(os.environ)
     plan = killnpu.make_plan(killnpu.discover(config), user or os.environ.get(TAG_VARIABLE) or None, all_,
                              _device_numbers(device or []))
@@ -55,6 +58,21 @@ def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace=10.0, u
             f"{len(report.survivors)} process(es) survived SIGKILL: {', '.join(map(str, report.survivors))}",
             hint="a process stuck inside the driver (state D) dies when the driver lets go; wait and run "
                  "kill-npu again, or restart the container")
+
+
+def _grace(value: Any) -> float:
+    # a string option on purpose: invoke casts a float option itself and dies with a traceback on "--grace x"
+    import math
+
+    from ..errors import UsageError
+
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--grace {value}: expected a number of seconds", hint="e.g. --grace 10") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UsageError(f"--grace {value}: expected 0 or more seconds", hint="e.g. --grace 10")
+    return seconds
 
 
 def _device_numbers(values: list[str]) -> Optional[list[int]]:
@@ -120,7 +138,12 @@ def _render_plan(console: Any, plan: Any, grace: float) -> None:
     rows = [[str(r.device), str(r.pid), str(r.root) if r.root else "-", _user_text(r.tag),
              f"{r.memory_mb} MB" if r.memory_mb is not None else "-", _command(r.command, 48),
              r.action + (f": {r.reason}" if r.reason else "")] for r in plan.rows]
-    _table(console, ["NPU", "PID", "ROOT", "USER", "MEMORY", "COMMAND", "ACTION"], rows, right={4})
+    header = ["NPU", "PID", "ROOT", "USER", "MEMORY", "COMMAND", "ACTION"]
+    if any(r.host_pid is not None for r in plan.rows):  # npu-smi shows the host's PIDs in a column of their own
+        header.insert(2, "HOST PID")
+        for cells, r in zip(rows, plan.rows):
+            cells.insert(2, str(r.host_pid) if r.host_pid is not None else "-")
+    _table(console, header, rows, right={header.index("MEMORY")})
     console.line("")
     if not plan.targets:
         skipped = sum(r.action != "stop" for r in plan.rows)
