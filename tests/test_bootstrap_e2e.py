@@ -229,3 +229,21 @@ def test_switching_a_repo_to_a_fork_fetches_from_the_fork(world, tmp_path, done)
     assert (checkout / "MY_CHANGE.md").read_text() == "forked\n"
     origin = subprocess.run(["git", "remote", "get-url", "origin"], cwd=checkout, capture_output=True, text=True)
     assert origin.stdout.strip() == f"{world.url}/git/gitee.com/me/{fork.name}"
+
+
+def test_torch_npu_from_its_release_url_through_a_mirror(world, tmp_path):
+    """`source: url`: the gitee release URL the notes used, fetched through a mirror, sha256-checked."""
+    arch = os.uname().machine
+    releases = "https://gitee.com/ascend/pytorch/releases/download/v6.0.rc3-pytorch2.1.0/"
+    name = world.torch_npu_file
+    spec = world_spec(world, tmp_path / "url.yaml",
+                      mirrors={**world.mirrors, releases: world.file_url("wheels/")},
+                      wheels={"torch_npu": {"source": "url", "files": {arch: {
+                          "url": releases + name, "sha256": world.wheel_sha256[name]}}}})
+    world.server.clear_requests()
+    proc = bootstrap(world, tmp_path, "--only", "wheel:torch_npu", spec=spec)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "wheels" / name).is_file()
+    assert any(path == f"/files/wheels/{name}" for _method, path, _range in world.server.requests)
+    assert not any(path.startswith("/simple") for _method, path, _range in world.server.requests)
+    assert state(tmp_path)["steps"]["wheel:torch_npu"]["resolved"]["url"] == world.file_url("wheels/") + name

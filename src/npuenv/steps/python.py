@@ -36,8 +36,11 @@ class PythonStep(Step):
         if ctx.python:
             facts = pythons.probe(ctx.python)
             if not pythons.matches(facts, self.want):
-                found = facts["version"] if facts else "does not run"
-                raise NpuenvError(f"--python {ctx.python}: wanted CPython {self.want}, found {found}",
+                if facts:
+                    problem = f"wanted CPython {self.want}, found {facts['implementation']} {facts['version']}"
+                else:
+                    problem = "no such file" if not os.path.exists(ctx.python) else "it does not run"
+                raise NpuenvError(f"--python {ctx.python}: {problem}",
                                   hint=f"pass the path of a python{self.want} interpreter")
             return self._found(facts, "given", log)
         for how, candidate in self._candidates(ctx):
