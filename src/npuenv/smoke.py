@@ -144,8 +144,11 @@ def smoke_argv(python: str, *, set_env: Optional[Path] = None, video: Optional[P
 
 def run_smoke(python: str, *, cann_set_env: Optional[Path], env: Mapping[str, str],
               video: Optional[Path] = TEST_VIDEO, timeout: float = DEFAULT_TIMEOUT, devices: Optional[int] = None,
-              skip_distributed: bool = False, project: Optional[Path] = None) -> SmokeReport:
+              skip_distributed: bool = False, project: Optional[Path] = None,
+              tmpdir: Optional[Path] = None) -> SmokeReport:
     """Run the smoke script with `python`, sourcing `cann_set_env` when that file exists.
+
+    `tmpdir` (made when missing) holds what the script writes, e.g. torchrun's worker: the workspace's.
 
     Returns the report (failed probes carry hints); raises SmokeError when no report came back.
     """
@@ -157,6 +160,9 @@ def run_smoke(python: str, *, cann_set_env: Optional[Path], env: Mapping[str, st
     argv = smoke_argv(python, set_env=sourced, video=video, devices=devices, skip_distributed=skip_distributed,
                       project=workdir, allreduce_timeout=min(ALLREDUCE_TIMEOUT, timeout / 2))
     child_env = {k: v for k, v in env.items() if k not in FOREIGN_VARS}
+    if tmpdir is not None:
+        Path(tmpdir).mkdir(parents=True, exist_ok=True)
+        child_env["TMPDIR"] = os.fspath(tmpdir)
     began = time.monotonic()
     out, err, code = _run_group(argv, child_env, workdir, timeout)
     wall = time.monotonic() - began

@@ -56,7 +56,7 @@ class SmokeStep(Step):
             return {"skipped": NO_NPUS, "device_glob": glob}
         report = smoke.run_smoke(str(smoke.target_python(self.spec, ctx.root)),
                                  cann_set_env=smoke.set_env_candidate(ctx.env), env=ctx.env,
-                                 project=smoke.project_dir(self.spec, ctx.root))
+                                 project=smoke.project_dir(self.spec, ctx.root), tmpdir=ctx.home / "tmp")
         log.write("\n".join(smoke.render_lines(report)) + "\n")
         for probe in report.failed:
             if probe.log:

@@ -59,7 +59,8 @@ def smoke(c, root=None, spec=DEFAULT_SPEC, json_=False, devices=None):
     if not json_ and not lib.npu_devices(os.environ):
         console.line(f"note: no NPU device files match {lib.npu_device_glob(os.environ)} on this machine")
     report = lib.run_smoke(str(python), cann_set_env=lib.set_env_candidate(os.environ), env=os.environ,
-                           devices=count, project=lib.project_dir(loaded, folder))
+                           devices=count, project=lib.project_dir(loaded, folder),
+                           tmpdir=workspace.Layout(folder).home / "tmp")
     if json_:
         console.line(json.dumps(report.to_json(), indent=2))
     else:
