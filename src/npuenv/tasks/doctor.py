@@ -23,7 +23,7 @@ MAX_DETAILS = 12
         "spec": f"spec name in env_specs/ or a path to a YAML file (default {DEFAULT_SPEC})",
         "json": "print one JSON object per check (or per log finding with --log) instead of the table",
         "list-checks": "list every check with its group and what it looks at; run none",
-        "check": "run only these checks or groups, e.g. cann,npu or target.imports (comma-separated, repeatable)",
+        "check": "NAME[,NAME]: run only these checks or groups, e.g. cann,npu or target.imports (comma-separated, repeatable)",
         "online": "also do a real TLS handshake with every host the spec uses, after mirrors",
         "deep": "target.imports really imports torch, torch_npu, apex, decord, mindspeed and megatron with CANN "
                 "sourced (slow: `import torch` alone takes seconds); by default it only finds them",

@@ -15,7 +15,7 @@ from .boundary import boundary
 @task(
     help={
         "all": "stop everyone's processes, not only those tagged with your NPUENV_USER",
-        "device": "only processes on these NPUs: N or N,M (repeatable; default all)",
+        "device": "N[,M]: only processes on these NPUs (repeatable; default all)",
         "dry-run": "show the table and what would be stopped; signal nothing",
         "yes": "stop without asking (needed when stdin is not a terminal)",
         "grace": "seconds between SIGTERM and SIGKILL (default 10)",

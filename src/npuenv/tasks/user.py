@@ -28,7 +28,7 @@ def _venv_rel(spec: str) -> str:
         "name": "the person's name: 1-32 lowercase letters, digits, '-' or '_', starting with a letter",
         "root": ROOT_HELP,
         "shell": "zsh or bash (default zsh when installed, else bash)",
-        "ca-bundle": "an extra CA file (PEM) to trust besides the public roots (repeatable)",
+        "ca-bundle": "FILE: an extra CA file (PEM) to trust besides the public roots (repeatable)",
         "spec": f"the spec whose target env init.sh activates (default {DEFAULT_SPEC})",
         "adopt": "replace an init.sh that npuenv did not write (it is kept as init.sh.npuenv-backup)",
         "shared-tools": "also copy uv to ROOT/.local/bin, on everyone's PATH and kept across restarts",

@@ -12,7 +12,7 @@ from .boundary import boundary
 @task(
     help={
         "wheels": "the wheelhouse folder (default: this checkout's wheels/)",
-        "spec": "also count this spec (name or file) as referencing wheels (repeatable); built-in specs always count",
+        "spec": "NAME|FILE: also count this spec (name or file) as referencing wheels (repeatable); built-in specs always count",
         "prune": "delete cached wheels that no spec references",
     },
     iterable=["spec"],
