@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import os
 import socket
-import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ from npuenv.errors import FetchError
 from npuenv.fetch import download, find_in_index, sha256_file
 from npuenv.trust import build_bundle
 from tests.world.ca import make_ca
+from tests.world.server import serve_https
 
 # Until tests/conftest.py loads the world for the whole suite.
 
@@ -223,15 +223,9 @@ class _IgnoresRange(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def ignores_range(tmp_path):
     ca = make_ca(tmp_path / "ca")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IgnoresRange)
-    server.socket = ca.server_context().wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     _IgnoresRange.ranges = []
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/f.bin", ca.ca_pem
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_https(_IgnoresRange, ca, "/f.bin") as url:
+        yield url, ca.ca_pem
 
 
 def test_a_server_ignoring_range_gets_the_file_written_afresh(ignores_range, tmp_path):

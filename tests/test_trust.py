@@ -10,7 +10,6 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from npuenv.errors import TrustError
 from npuenv.trust import (CLIENT_VARS, build_bundle, client_env, extra_bundles, pem_certificates,
                           refuse_insecure)
 from tests.world.ca import make_ca
+from tests.world.server import serve_https
 
 MACHINE_VARS = (*CLIENT_VARS, "SSL_CERT_DIR", "NPUENV_CA_BUNDLE")
 CERTIFI_COUNT = len(pem_certificates(Path(certifi.where()).read_text(encoding="utf-8")))
@@ -208,15 +208,8 @@ class _Hello(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def https_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     ca = make_ca(tmp_path_factory.mktemp("trust-ca"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    server.socket = ca.server_context().wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/", ca.ca_pem
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_https(_Hello, ca) as url:
+        yield url, ca.ca_pem
 
 
 def test_requests_reaches_the_server_with_the_bundle_only(tmp_path, https_server):

@@ -23,7 +23,8 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Dict, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import IO, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
 RequestRecord = Tuple[str, str, Optional[str]]
@@ -457,3 +458,18 @@ class WorldServer:
         if returncode or stderr:
             with self._lock:
                 self.backend_log.append((path_info, returncode, stderr.decode("utf-8", "replace")))
+
+
+@contextmanager
+def serve_https(handler: type, ca: "object", path: str = "/") -> Iterator[str]:
+    """A bare HTTPS server on 127.0.0.1 with one request handler class, for tests that need a server
+    behaving unlike the world's (e.g. ignoring Range). Yields the URL of `path`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = ca.server_context().wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}{path}"
+    finally:
+        server.shutdown()
+        server.server_close()
+

@@ -40,3 +40,18 @@ def mirrors_config(c: Any) -> Any:
         return c.config.npuenv.mirrors
     except AttributeError:
         return None
+
+
+def positive_int(value: Any, option: str, example: int) -> int:
+    """An option taken as a string on purpose: invoke casts int options itself and dies with a traceback
+    on a non-number. Here a bad value is a usage error that names the option."""
+    from ..errors import UsageError
+
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{option} {value}: expected a whole number", hint=f"e.g. {option} {example}") from None
+    if number < 1:
+        raise UsageError(f"{option} {value}: expected at least 1", hint=f"e.g. {option} {example}")
+    return number
+

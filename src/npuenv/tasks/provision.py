@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from invoke import task
 
 from ..defaults import DEFAULT_SPEC
-from .boundary import boundary, mirrors_config
+from .boundary import boundary, mirrors_config, positive_int
 
-
-
-def _jobs(value: Any) -> int:
-    # a string option on purpose: invoke casts an int option itself and dies with a traceback on "--jobs x"
-    from ..errors import UsageError
-
-    try:
-        jobs = int(value)
-    except ValueError:
-        raise UsageError(f"--jobs {value}: expected a whole number", hint="e.g. --jobs 4") from None
-    if jobs < 1:
-        raise UsageError(f"--jobs {value}: expected at least 1", hint="e.g. --jobs 4")
-    return jobs
 
 
 @task(
@@ -47,6 +33,6 @@ def bootstrap(c, root=None, spec=DEFAULT_SPEC, dry_run=False, only=None, force=N
     from ..report import Console
 
     options = Options(root=root, spec=spec, dry_run=dry_run, only=list(only or []), force=list(force or []),
-                      jobs=_jobs(jobs), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
+                      jobs=positive_int(jobs, "--jobs", 4), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
                       mirrors_config=mirrors_config(c))
     run_bootstrap(options, Console())

@@ -5,27 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
 
 from invoke import task
 
 from ..defaults import DEFAULT_SPEC
-from .boundary import boundary
+from .boundary import boundary, positive_int
 
-
-
-def _devices(value: Any) -> Optional[int]:
-    from ..errors import UsageError
-
-    if value is None:
-        return None
-    try:
-        devices = int(value)
-    except ValueError:
-        raise UsageError(f"--devices {value}: expected a whole number", hint="e.g. --devices 2") from None
-    if devices < 1:
-        raise UsageError(f"--devices {value}: expected at least 1", hint="e.g. --devices 2")
-    return devices
 
 
 @task(
@@ -45,7 +30,7 @@ def smoke(c, root=None, spec=DEFAULT_SPEC, json_=False, devices=None):
     from ..spec import load_spec
 
     console = Console()
-    count = _devices(devices)
+    count = None if devices is None else positive_int(devices, "--devices", 2)
     if root and not Path(root).expanduser().is_dir():
         raise UsageError(f"--root {root}: no such folder", hint="pass the workspace that bootstrap made")
     folder = workspace.resolve_root(root, os.environ)
