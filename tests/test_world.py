@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import pytest
 import requests
 
-from tests.world.fixtures import World
+from tests.world.builds import DLPACK_URL
+from tests.world.cann import StandInCann
+from tests.world.fixtures import PYTORCH_CPU_INDEX, World
 from tests.world.upstream import Commit, Gitlink, add_commit, build_repo
+from tests.world.wheels import (LIBC10, LIBC10_SONAME, TORCH_NPU_REQUIRES, build_stand_in_wheels, compile_libc10,
+                                torch_cpu_filename, torch_npu_filename)
 
+STAND_IN_PROJECT = Path(__file__).resolve().parent / "world" / "stand_in_npu" / "mindspeed_mm"
+LIBHCCL_ERROR = ("ImportError: libhccl.so: cannot open shared object file: No such file or directory. Please check "
+                 "that the cann package is installed. Please run 'source set_env.sh' in the CANN installation path.")
 
 
 def _uv() -> str:
@@ -81,6 +91,17 @@ def test_shallow_fetch_of_a_pinned_non_tip_commit(world: World, tmp_path: Path) 
     assert (tmp_path / "examples/internvl2.5/dot_product_attention.py").is_file()
 
 
+def test_megatron_pin_has_no_megatron_init_but_core_has_one(world: World, tmp_path: Path) -> None:
+    """As Megatron-LM core_r0.8.0: `import megatron` from the copied folder is a namespace package."""
+    dest = tmp_path / "Megatron-LM"
+    _git(world, "clone", "--quiet", "--branch", "core_r0.8.0", "https://github.com/NVIDIA/Megatron-LM.git", dest)
+    assert not (dest / "megatron" / "__init__.py").exists() and (dest / "megatron" / "core" / "__init__.py").is_file()
+    for folder in (dest, STAND_IN_PROJECT):  # the checkout, and the smoke test's stand-in project
+        probe = "import megatron, megatron.core; print(megatron.__file__, list(megatron.__path__))"
+        out = _run(["python3", "-c", probe], {"PATH": os.defpath, "PYTHONPATH": str(folder)})
+        assert out.stdout.strip() == f"None [{str(folder / 'megatron')!r}]", out.stderr
+
+
 def test_megatron_branch_and_tag_name_the_same_commit(world: World) -> None:
     lines = _git(world, "ls-remote", "https://github.com/NVIDIA/Megatron-LM.git").splitlines()
     refs = {ref: sha for sha, ref in (line.split("\t") for line in lines)}
@@ -110,6 +131,37 @@ def test_submodules_follow_the_mirrors(world: World, tmp_path: Path) -> None:
         assert _git(world, "rev-parse", "HEAD", cwd=tmp_path / "super" / "megatron") == world.commits["megatron"]
     finally:
         shutil.rmtree(repo.parent)
+
+
+def test_submodule_urls_without_dot_git_reach_file_mirrors_only_when_file_is_allowed(
+        world: World, tmp_path: Path) -> None:
+    """decord's .gitmodules names https://github.com/dmlc/dlpack (no .git). Through a file:// mirror git's
+    local transport still finds dlpack.git, but git >= 2.38.1 refuses the file transport for submodules
+    unless protocol.file.allow=always."""
+    rules = world.file_mirrors()
+    assert rules == {"https://github.com/dmlc/": (world.server.git_root / "github.com" / "dmlc").as_uri() + "/"}
+    env = {k: v for k, v in _git_env(world).items() if not k.startswith("GIT_CONFIG_")}
+    env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{rules['https://github.com/dmlc/']}.insteadOf",
+               GIT_CONFIG_VALUE_0="https://github.com/dmlc/")
+    plain = _run(["git", "clone", "--quiet", DLPACK_URL, tmp_path / "dlpack"], env)
+    assert plain.returncode == 0, plain.stderr
+    checkout = tmp_path / "decord"
+    clone = _run(["git", "clone", "--quiet", "--branch", "v0.6.0", "https://github.com/dmlc/decord.git", checkout],
+                 env)
+    assert clone.returncode == 0, clone.stderr
+    if _git_version() >= (2, 38, 1):
+        refused = _run(["git", "submodule", "update", "--init"], env, cwd=checkout)
+        assert refused.returncode != 0 and "transport 'file' not allowed" in refused.stderr, refused.stderr
+    env.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_1="protocol.file.allow", GIT_CONFIG_VALUE_1="always")
+    allowed = _run(["git", "submodule", "update", "--init"], env, cwd=checkout)
+    assert allowed.returncode == 0, allowed.stderr
+    head = _run(["git", "rev-parse", "HEAD"], env, cwd=checkout / "3rdparty" / "dlpack").stdout.strip()
+    assert head == world.nested_commits["dlpack"]
+
+
+def _git_version() -> tuple:
+    out = subprocess.run(["git", "--version"], capture_output=True, text=True, check=True).stdout
+    return tuple(int(part) for part in re.search(r"(\d+)\.(\d+)\.(\d+)", out).groups())  # type: ignore[union-attr]
 
 
 def test_add_commit_moves_upstream(fresh_upstream: World, tmp_path: Path) -> None:
@@ -149,13 +201,83 @@ def test_simple_index_lists_the_stand_in_with_its_sha256(world: World) -> None:
         assert root.status_code == 200 and 'href="/simple/torch-npu/"' in root.text
         page = session.get(f"{world.url}/simple/torch-npu/")
         assert page.status_code == 200
-        href = re.search(r'href="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        hrefs = re.findall(r'href="([^"]+)"', page.text)
+        assert len(hrefs) == 2  # aarch64 and x86_64, as on PyPI
+        [href] = [h for h in hrefs if world.torch_npu_file in h]
         path, sha = href.split("#sha256=")
         assert path == f"/files/wheels/{world.torch_npu_file}"
         body = session.get(world.url + path).content
         assert sha == hashlib.sha256(body).hexdigest() == world.wheel_sha256[world.torch_npu_file]
         assert session.get(f"{world.url}/simple/torch_npu/").status_code == 200
         assert session.get(f"{world.url}/simple/no-such-project/").status_code == 404
+
+
+def test_cpu_index_serves_torch_2_1_0_cpu_where_pypi_has_none(world: World) -> None:
+    """The PyTorch CPU index's stand-in: /whl/cpu/torch/ lists the real file's name; the mirror rule is in place."""
+    assert world.mirrors[PYTORCH_CPU_INDEX] == world.cpu_index_url == f"{world.url}/whl/cpu"
+    with _session(world) as session:
+        assert 'href="/whl/cpu/torch/"' in session.get(f"{world.url}/whl/cpu/").text
+        page = session.get(f"{world.url}/whl/cpu/torch/")
+        assert page.status_code == 200
+        hrefs = re.findall(r'href="([^"]+)"', page.text)
+        [href] = [h for h in hrefs if platform.machine() in h]
+        path, sha = href.split("#sha256=")
+        assert path == "/whl/cpu/" + world.torch_cpu_file.replace("+", "%2B")
+        body = session.get(world.url + path)
+        assert body.status_code == 200 and hashlib.sha256(body.content).hexdigest() == sha
+        assert sha == world.wheel_sha256[world.torch_cpu_file]
+        part = session.get(world.url + path, headers={"Range": "bytes=0-3"})
+        assert part.status_code == 206 and part.content == b"PK\x03\x04"
+        assert session.get(f"{world.url}/whl/cpu/torch-npu/").status_code == 404
+        main = session.get(f"{world.url}/simple/torch/").text
+        assert "+cpu" not in main and "torch-2.1.0-cp310" in main
+    if platform.machine() == "x86_64":
+        assert world.torch_cpu_file == "torch-2.1.0+cpu-cp310-cp310-linux_x86_64.whl"
+
+
+@pytest.mark.parametrize("arch", sorted(TORCH_NPU_REQUIRES))
+def test_torch_npu_requires_the_real_torch_per_architecture(world: World, arch: str) -> None:
+    name = torch_npu_filename(arch)
+    wheel = zipfile.ZipFile(world.server.wheels_dir / name)
+    metadata = wheel.read("torch_npu-2.1.0.post8.dist-info/METADATA").decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert requires == [f"Requires-Dist: {r}" for r in TORCH_NPU_REQUIRES[arch]]
+    assert requires == ["Requires-Dist: torch (==2.1.0+cpu)" if arch == "x86_64" else "Requires-Dist: torch (==2.1.0)"]
+
+
+def _torch_wheels(world: World) -> Dict[str, Path]:
+    """arch -> path of every stand-in torch wheel the world serves (main index and CPU index)."""
+    wheels = {}
+    for arch in sorted(TORCH_NPU_REQUIRES):
+        main = world.server.wheels_dir / f"torch-2.1.0-cp310-cp310-manylinux_2_17_{arch}.manylinux2014_{arch}.whl"
+        cpu = world.server.cpu_index_dir / torch_cpu_filename(arch)
+        wheels.update({f"{arch} main": main, f"{arch} cpu": cpu})
+    return wheels
+
+
+def test_stand_in_torch_wheels_carry_libc10_and_are_not_purelib(world: World) -> None:
+    """This machine's torch wheels carry a real libc10.so (SONAME libc10.so); the other architecture's an
+    empty placeholder. A wheel with a .so says Root-Is-Purelib: false."""
+    for label, path in _torch_wheels(world).items():
+        with zipfile.ZipFile(path) as wheel:
+            [dist_info] = {n.split("/")[0] for n in wheel.namelist() if ".dist-info/" in n}
+            assert "Root-Is-Purelib: false" in wheel.read(f"{dist_info}/WHEEL").decode(), label
+            library = wheel.read(LIBC10)
+            assert wheel.getinfo(LIBC10).external_attr >> 16 == 0o755
+            assert "ctypes.RTLD_GLOBAL" in wheel.read("torch/__init__.py").decode()
+        if label.startswith(platform.machine()):
+            assert library[:4] == b"\x7fELF" and LIBC10_SONAME.encode() in library, label
+        else:
+            assert library == b"", label
+
+
+def test_stand_in_wheels_are_reproducible(world: World, tmp_path: Path) -> None:
+    """Rebuilding the stand-ins gives the same bytes as the world's; so does compiling libc10.so anew."""
+    assert compile_libc10.__wrapped__() == compile_libc10()
+    for arch in sorted(TORCH_NPU_REQUIRES):
+        shas = build_stand_in_wheels(tmp_path / arch, arch, cpu_index_dir=tmp_path / arch / "cpu")
+        assert shas == {name: world.wheel_sha256[name] for name in shas}
+        assert torch_npu_filename(arch) in shas and torch_cpu_filename(arch) in shas
 
 
 def test_fail_next_answers_then_recovers(world: World) -> None:
@@ -205,21 +327,45 @@ def venv310(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _uv_pip_install(world: World, venv: Path, *args: object,
-                    extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+def _uv_pip_install(world: World, venv: Path, *args: object, extra_env: Optional[Dict[str, str]] = None,
+                    extra_args: Sequence[str] = ()) -> subprocess.CompletedProcess:
     env = _uv_env(world, venv / "cache")
     env.update(extra_env or {})
     command = [_uv(), "pip", "install", "--python", venv / ".venv" / "bin" / "python",
-               "--index-url", f"{world.url}/simple", *args]
+               "--index-url", f"{world.url}/simple", *extra_args, *args]
     return _run(command, env)
 
 
-def test_torch_npu_stand_in_installs_into_a_310_venv(world: World, venv310: Path) -> None:
-    result = _uv_pip_install(world, venv310, "torch-npu==2.1.0.post8")
+def test_torch_npu_needs_the_cpu_index_on_x86_64(world: World, tmp_path: Path) -> None:
+    """With the main index alone uv cannot satisfy the x86_64 torch_npu's torch==2.1.0+cpu (as on PyPI)."""
+    if platform.machine() != "x86_64":
+        pytest.skip("torch_npu asks for torch==2.1.0+cpu on x86_64 only")
+    if world.python310 is None:
+        pytest.skip("no CPython 3.10 interpreter found (pyenv versions dir or PATH)")
+    env = _uv_env(world, tmp_path / "cache")
+    venv = tmp_path / ".venv"
+    assert _run([_uv(), "venv", "--quiet", "--python", world.python310, venv], env).returncode == 0
+    result = _run([_uv(), "pip", "install", "--python", venv / "bin" / "python", "--index-url",
+                   f"{world.url}/simple", "torch==2.1.0", "torch-npu==2.1.0.post8"], env)
+    assert result.returncode != 0
+    assert "torch==2.1.0+cpu" in result.stderr, result.stderr
+
+
+def test_torch_npu_stand_in_installs_from_both_indexes_and_needs_cann(world: World, venv310: Path,
+                                                                       stand_in_cann: StandInCann) -> None:
+    result = _uv_pip_install(world, venv310, "torch==2.1.0", "torch-npu==2.1.0.post8",
+                             extra_args=["--extra-index-url", world.cpu_index_url])
     assert result.returncode == 0, result.stderr
-    probe = "import torch_npu; print(torch_npu.__version__, torch_npu.STAND_IN)"
-    out = _run([venv310 / ".venv" / "bin" / "python", "-c", probe], world.clean_env())
-    assert out.stdout.split() == ["2.1.0.post8", "True"]
+    python = venv310 / ".venv" / "bin" / "python"
+    expected = "2.1.0+cpu" if platform.machine() == "x86_64" else "2.1.0"
+    assert _run([python, "-c", "import torch; print(torch.__version__)"], world.clean_env()).stdout.strip() == expected
+    env = {k: v for k, v in world.clean_env().items() if k not in ("LD_LIBRARY_PATH", "ASCEND_OPP_PATH")}
+    failed = _run([python, "-c", "import torch_npu"], env)
+    assert failed.returncode != 0 and failed.stderr.strip().splitlines()[-1] == LIBHCCL_ERROR
+    code = "import torch_npu; print(torch_npu.__version__, torch_npu.STAND_IN)"
+    out = _run(["bash", "-c", f"source {stand_in_cann.set_env} && exec {python} -c '{code}'"], env)
+    assert out.stdout.split() == ["2.1.0.post8", "True"], out.stderr
+    assert stand_in_cann.set_env_variable() == {"NPUENV_CANN_SET_ENV": str(stand_in_cann.set_env)}
 
 
 @pytest.fixture

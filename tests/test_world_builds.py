@@ -22,10 +22,12 @@ from typing import Dict, List, Optional, Sequence
 import pytest
 import requests
 import yaml
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from tests.world.builds import (
     DLPACK_URL, DMLC_CORE_URL, NVIDIA_APEX_URL, TEST_VIDEO_FRAMES, TEST_VIDEO_SHAPE, apply_ffmpeg5_changes,
 )
+from tests.world.cann import StandInCann
 from tests.world.fixtures import DEFAULT_SPEC, World, skip_unless_tools
 from tests.world.upstream import NESTED_REPOS, REPOS
 from tests.world.wheels import DECORD2_SHA256, DECORD2_VERSION
@@ -95,13 +97,14 @@ def _needs_python310(world: World) -> Path:
 
 
 def _make_venv(world: World, root: Path, *packages: str) -> Path:
-    """A uv venv of CPython 3.10 under ``root`` with ``packages`` from the world's index; returns bin/."""
+    """A uv venv of CPython 3.10 under ``root`` with ``packages`` from the world's indexes (the main one and
+    the CPU index, where torch_npu's torch==2.1.0+cpu is on x86_64); returns bin/."""
     python310 = _needs_python310(world)
     env = _env(world, root / "uv-cache")
     _ok([_uv(), "venv", "--quiet", "--python", python310, root / ".venv"], env)
     if packages:
         _ok([_uv(), "pip", "install", "--quiet", "--python", root / ".venv" / "bin" / "python",
-             "--index-url", f"{world.url}/simple", *packages], env)
+             *world.uv_index_args(), *packages], env)
     return root / ".venv" / "bin"
 
 
@@ -210,29 +213,108 @@ def test_apex_build_sh_rejects_pythons_it_does_not_know(world: World, tmp_path: 
     assert not (checkout / "apex").exists()
 
 
-def test_apex_build_sh_builds_a_wheel_then_a_second_run_fails_at_the_clone(
-        world: World, tmp_path: Path, apex_venv: Path, uv_cache: Path) -> None:
+@pytest.fixture(scope="module")
+def apex_build(world: World, tmp_path_factory: pytest.TempPathFactory, apex_venv: Path, uv_cache: Path) -> Path:
+    """Ascend apex cloned at the pin and built once by its own build.sh (the venv first on PATH): the checkout."""
     env = _env(world, uv_cache, path_first=apex_venv)
-    checkout = _clone_apex(world, tmp_path / "apex", env)
+    checkout = _clone_apex(world, tmp_path_factory.mktemp("apex-build") / "apex", env)
     world.server.clear_requests()
     build = _run(["bash", "scripts/build.sh", "--python=3.10"], env, cwd=checkout)
     assert build.returncode == 0, build.stdout + build.stderr
     assert any(path.startswith("/git/github.com/NVIDIA/apex.git/") for _, path, _ in world.server.requests)
-    assert _ok(["git", "rev-parse", "HEAD"], env, cwd=checkout / "apex").strip() == world.nvidia_apex_commit
-    [wheel] = (checkout / "apex" / "dist").glob("*.whl")
-    assert re.fullmatch(r"apex-0\.1\+ascend-cp310-cp310-linux_\w+\.whl", wheel.name), wheel.name
+    return checkout
+
+
+def test_apex_build_sh_builds_a_wheel_then_a_second_run_fails_at_the_clone(
+        world: World, apex_build: Path, apex_venv: Path, uv_cache: Path) -> None:
+    env = _env(world, uv_cache, path_first=apex_venv)
+    assert _ok(["git", "rev-parse", "HEAD"], env, cwd=apex_build / "apex").strip() == world.nvidia_apex_commit
+    [wheel] = (apex_build / "apex" / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(re.fullmatch(r"apex_C\.cpython-310-.*\.so", n) for n in names) and "apex/npu/__init__.py" in names
+    assert "apex/amp/handle.py" in names
 
-    _ok([_uv(), "pip", "install", "--quiet", "--python", apex_venv / "python", "--no-index", wheel], env)
-    probe = ("import apex, apex_C; from apex.npu import flat_size; "
-             "print(apex.__version__, apex_C.flatten_size([2, 3, 4]), flat_size([5]))")
-    assert _py(apex_venv, probe) == "0.1+ascend 9 5"
-
-    again = _run(["bash", "scripts/build.sh", "--python=3.10"], env, cwd=checkout)
+    again = _run(["bash", "scripts/build.sh", "--python=3.10"], env, cwd=apex_build)
     assert again.returncode != 0
     assert "already exists" in again.stderr
-    assert "setup.py" not in again.stdout and list((checkout / "apex" / "dist").glob("*.whl")) == [wheel]
+    assert "setup.py" not in again.stdout and list((apex_build / "apex" / "dist").glob("*.whl")) == [wheel]
+
+
+def test_apex_wheel_has_the_invalid_version_no_installer_accepts(
+        world: World, apex_build: Path, apex_venv: Path, uv_cache: Path) -> None:
+    """Ascend's npu.patch says version='0.1-ascend'; setuptools 65.7.0 + wheel write apex-0.1_ascend-...whl."""
+    [wheel] = (apex_build / "apex" / "dist").glob("*.whl")
+    assert re.fullmatch(r"apex-0\.1_ascend-cp310-cp310-linux_\w+\.whl", wheel.name), wheel.name
+    with pytest.raises(InvalidWheelFilename, match="nvalid version"):
+        parse_wheel_filename(wheel.name)
+    assert "apex-0.1_ascend.dist-info/METADATA" in zipfile.ZipFile(wheel).namelist()
+    env = _env(world, uv_cache)
+    refused = _run([_uv(), "pip", "install", "--python", apex_venv / "python", "--no-index", wheel], env)
+    assert refused.returncode != 0 and wheel.name in refused.stderr, refused.stderr
+
+
+def _unpack_apex(apex_build: Path, site: Path) -> Dict[str, str]:
+    """The built apex wheel unpacked into ``site`` (it cannot be installed as it is, see above): a bare env
+    (PATH, and PYTHONPATH=site; no LD_LIBRARY_PATH) that puts it on sys.path."""
+    [wheel] = (apex_build / "apex" / "dist").glob("*.whl")
+    zipfile.ZipFile(wheel).extractall(site)
+    return {"PATH": os.defpath, "PYTHONPATH": str(site)}
+
+
+def test_import_apex_needs_cann_but_apex_c_does_not(apex_build: Path, apex_venv: Path, tmp_path: Path,
+                                                   stand_in_cann: StandInCann) -> None:
+    """Like the real one: apex/__init__ imports apex.amp, whose handle.py imports torch_npu (line 21)."""
+    bare = _unpack_apex(apex_build, tmp_path / "unpacked")
+    assert _py(apex_venv, "import torch, apex_C; print(apex_C.flatten_size([2, 3, 4]))", bare) == "9"
+    failed = _run([apex_venv / "python", "-c", "import apex"], bare)
+    assert failed.returncode != 0
+    assert "ImportError: libhccl.so: cannot open shared object file" in failed.stderr
+    assert 'apex/amp/handle.py", line 21' in failed.stderr, failed.stderr
+    sourced = stand_in_cann.sourced(bare)
+    probe = "import apex, torch_npu; from apex.npu import flat_size; print(flat_size([5]), torch_npu.__version__)"
+    assert _py(apex_venv, probe, sourced) == "5 2.1.0.post8"
+
+
+LIBC10_ERROR = "ImportError: libc10.so: cannot open shared object file: No such file or directory"
+
+
+def test_apex_c_needs_torch_imported_first_as_the_real_one(apex_build: Path, apex_venv: Path,
+                                                           tmp_path: Path) -> None:
+    """The real apex_C (a torch CppExtension) needs libc10.so and has no rpath to torch/lib: seen on the
+    real stack, `import apex_C` alone fails and `import torch, apex_C` works (torch loaded libc10.so)."""
+    bare = _unpack_apex(apex_build, tmp_path / "unpacked")
+    alone = _run([apex_venv / "python", "-c", "import apex_C"], bare)
+    assert alone.returncode != 0 and alone.stderr.strip().splitlines()[-1] == LIBC10_ERROR, alone.stderr
+    probe = "import torch, apex_C; print(apex_C.flatten_size([2, 3]), apex_C.C10)"
+    assert _py(apex_venv, probe, bare) == "5 10"
+
+
+def test_apex_c_needs_libc10_by_soname_without_an_rpath(apex_build: Path, tmp_path: Path) -> None:
+    skip_unless_tools("readelf")
+    [wheel] = (apex_build / "apex" / "dist").glob("*.whl")
+    [name] = [n for n in zipfile.ZipFile(wheel).namelist() if re.fullmatch(r"apex_C\.cpython-310-.*\.so", n)]
+    library = Path(zipfile.ZipFile(wheel).extract(name, tmp_path))
+    dynamic = _ok(["readelf", "-d", library], {"PATH": os.defpath})
+    assert "(NEEDED)             Shared library: [libc10.so]" in dynamic, dynamic
+    # No rpath to torch/lib, as torch's CppExtension adds none. (An interpreter built with an rpath in its
+    # LDFLAGS, as pyenv's are, passes its own lib folder on through sysconfig: that one is not torch's.)
+    paths = [p for line in dynamic.splitlines() if "(RPATH)" in line or "(RUNPATH)" in line
+             for p in line.split("[", 1)[1].rstrip("]").split(":")]
+    assert not [p for p in paths if "torch" in p or "$ORIGIN" in p or (Path(p) / "libc10.so").exists()], dynamic
+    symbols = _ok(["readelf", "--dyn-syms", "-W", library], {"PATH": os.defpath})
+    assert re.search(r"UND c10_stand_in\b", symbols), symbols
+
+
+def test_stand_in_torch_loads_its_libc10_into_the_process(apex_venv: Path) -> None:
+    """`import torch` loads torch/lib/libc10.so (RTLD_GLOBAL), as the real torch loads its libc10.so."""
+    probe = ("import ctypes, os\n"
+             "maps = lambda: [l.split()[-1] for l in open('/proc/self/maps') if l.rstrip().endswith('/libc10.so')]\n"
+             "before = maps()\n"
+             "import torch\n"
+             "lib = os.path.join(os.path.dirname(torch.__file__), 'lib', 'libc10.so')\n"
+             "print(before == [], set(maps()) == {os.path.realpath(lib)}, "
+             "ctypes.CDLL(None).c10_stand_in(), torch.STAND_IN)")
+    assert _py(apex_venv, probe).split() == ["True", "True", "10", "True"]
 
 
 def test_apex_build_fails_with_a_too_new_setuptools(world: World, tmp_path: Path, uv_cache: Path) -> None:
@@ -268,11 +350,16 @@ def test_npu_patch_needs_the_pinned_nvidia_apex(world: World, tmp_path: Path, uv
     assert _run(patch, env, cwd=nvidia).returncode != 0  # master moved on
     _ok(["git", "checkout", "--quiet", world.nvidia_apex_commit], env, cwd=nvidia)
     _ok(patch, env, cwd=nvidia)
+    _ok(["patch", "-p1", "-i", apex / "patch" / "npu.patch"], env, cwd=nvidia)
+    assert "version='0.1-ascend'" in (nvidia / "setup.py").read_text()
+    assert (nvidia / "apex" / "amp" / "handle.py").read_text().splitlines()[20].startswith("import torch_npu")
+    assert "torch_npu" not in (nvidia / "apex" / "__init__.py").read_text()
 
 
 # -- decord from source ----------------------------------------------------------------------------------
 
 DECORD_TOOLS = ("git", "cmake", "c++")
+NO_VIDEO = "-DWORLD_BUILD_VIDEO=OFF"  # world-only: skip the FFmpeg sources (upstream always compiles them)
 
 
 def _clone_decord(world: World, dest: Path, env: Dict[str, str], recursive: bool = True) -> Path:
@@ -298,7 +385,7 @@ def test_decord_builds_from_source_into_a_wheel_that_works(world: World, tmp_pat
     for name in ("dlpack", "dmlc-core"):
         head = _ok(["git", "rev-parse", "HEAD"], env, cwd=checkout / "3rdparty" / name).strip()
         assert head == world.nested_commits[name]
-    built = _cmake(checkout, env)
+    built = _cmake(checkout, env, NO_VIDEO)
     assert built.returncode == 0, built.stdout + built.stderr
     assert (checkout / "build" / "libdecord.so").is_file()
 
@@ -319,7 +406,7 @@ def test_decord_without_its_submodules_fails_to_build(world: World, tmp_path: Pa
     skip_unless_tools(*DECORD_TOOLS)
     env = _env(world, uv_cache)
     checkout = _clone_decord(world, tmp_path / "decord", env, recursive=False)
-    result = _cmake(checkout, env)
+    result = _cmake(checkout, env, NO_VIDEO)
     assert result.returncode != 0
     assert "dlpack/dlpack.h" in result.stdout + result.stderr
 
@@ -344,11 +431,11 @@ def test_decord_video_sources_need_the_ffmpeg5_changes(world: World, tmp_path: P
     env = _env(world, uv_cache)
     checkout = _clone_decord(world, tmp_path / "decord", env)
     if major >= 59:
-        unpatched = _cmake(checkout, env, "-DWORLD_BUILD_VIDEO=ON")
+        unpatched = _cmake(checkout, env)  # the default build compiles the video sources, as upstream's
         assert unpatched.returncode != 0
         assert "AVBSFContext" in unpatched.stdout + unpatched.stderr
     apply_ffmpeg5_changes(checkout)
-    patched = _cmake(checkout, env, "-DWORLD_BUILD_VIDEO=ON")
+    patched = _cmake(checkout, env)
     assert patched.returncode == 0, patched.stdout + patched.stderr
     lib = ctypes.CDLL(str(checkout / "build" / "libdecord.so"))
     lib.decord_video_frame_count.restype = ctypes.c_int64
@@ -373,11 +460,25 @@ def test_decord_video_sources_need_the_ffmpeg5_changes(world: World, tmp_path: P
                                             "uint8", True, 1]
 
 
+def test_decord_configure_fails_without_ffmpeg_as_upstream(world: World, tmp_path: Path, uv_cache: Path) -> None:
+    """decord v0.6.0's cmake/modules/FFmpeg.cmake stops the configure when FFmpeg is not found."""
+    skip_unless_tools(*DECORD_TOOLS)
+    env = _env(world, uv_cache)
+    checkout = _clone_decord(world, tmp_path / "decord", env)
+    empty = tmp_path / "no-pkgconfig"
+    empty.mkdir()
+    hidden = dict(env, PKG_CONFIG_LIBDIR=str(empty), PKG_CONFIG_PATH=str(empty))
+    result = _cmake(checkout, hidden)
+    assert result.returncode != 0
+    assert "Unable to find FFMPEG automatically" in result.stdout + result.stderr
+    assert _cmake(checkout, hidden, NO_VIDEO).returncode == 0
+
+
 def test_decord_built_without_video_says_how_to_get_it(world: World, tmp_path: Path, uv_cache: Path) -> None:
     skip_unless_tools(*DECORD_TOOLS)
     env = _env(world, uv_cache)
     checkout = _clone_decord(world, tmp_path / "decord", env)
-    built = _cmake(checkout, env)
+    built = _cmake(checkout, env, NO_VIDEO)
     assert built.returncode == 0, built.stdout + built.stderr
     probe = ("import sys; sys.path.insert(0, 'python'); import decord\n"
              "try:\n    decord.VideoReader('x.mp4')\nexcept RuntimeError as error:\n    print(error)")

@@ -6,12 +6,18 @@ All file contents are our own writing, shaped like the real projects only where 
   URL into ``apex/`` (a second run fails there, as upstream's does), checks out a fixed commit, applies
   ``patch/npu.patch`` with ``patch -p1``, copies ``src/`` and ``tests/`` in and runs
   ``python3.X setup.py --cpp_ext bdist_wheel``; the patched setup.py needs torch importable and
-  setuptools <= 65.7.0 and builds a real C extension ``apex_C``.
+  setuptools <= 65.7.0 and builds a real C extension ``apex_C``. As upstream, the patch sets
+  ``version='0.1-ascend'``, so the wheel is ``apex-0.1_ascend-...whl``, a name installers refuse; and
+  ``import apex`` imports torch_npu (apex/amp/handle.py line 21, as patched), hence needs CANN, while
+  ``import torch, apex_C`` needs neither. As the real one (a torch CppExtension), apex_C is linked against
+  torch's libc10.so (the stand-in torch's ``torch/lib/libc10.so``) with no rpath, so ``import apex_C`` alone
+  fails ("libc10.so: cannot open shared object file") and works after ``import torch``.
 - decord's CMake project builds ``build/libdecord.so`` from a C++ source that includes headers from both
   submodules; ``python/setup.py`` finds the library in ``../build`` and puts it in the wheel;
   ``decord.answer()`` calls into it. The two files npuenv's FFmpeg 5 patch edits carry the exact
-  context lines. They are not compiled by default; ``-DWORLD_BUILD_VIDEO=ON`` compiles them against the
-  system FFmpeg, where (as upstream) FFmpeg >= 5 needs the patch.
+  context lines. As upstream, the default build compiles them against the system FFmpeg (found with
+  pkg-config; configuring fails without it) and FFmpeg >= 5 needs the patch; ``-DWORLD_BUILD_VIDEO=OFF``
+  (a world-only switch) builds without them, for tests that need no FFmpeg.
 """
 
 from __future__ import annotations
@@ -59,13 +65,14 @@ setup(
 # The same file after Ascend's NPU patch (the patch is the difference, computed below).
 NV_SETUP_NPU = '''\
 """setup.py of the npuenv test world's apex, shaped like NVIDIA's: C++/CUDA extensions on request."""
+import os
 import sys
 
 import setuptools
 from setuptools import Extension, find_packages, setup
 
 try:
-    import torch  # noqa: F401 - the NPU build needs torch importable, as the real one does
+    import torch  # the NPU build needs torch importable, as the real one does
 except ImportError:
     sys.exit("apex: cannot import torch with %s; install torch 2.1.0 before building apex" % sys.executable)
 
@@ -92,13 +99,15 @@ if version_tuple(setuptools.__version__) > MAX_SETUPTOOLS:
 ext_modules = []
 if "--cpp_ext" in sys.argv:
     sys.argv.remove("--cpp_ext")
-    ext_modules.append(Extension("apex_C", ["csrc/npu_flatten.c"]))
+    # Linked against torch's libc10.so as torch's CppExtension links it: torch/lib in library_dirs, no rpath.
+    ext_modules.append(Extension("apex_C", ["csrc/npu_flatten.c"], libraries=["c10"],
+                                 library_dirs=[os.path.join(os.path.dirname(torch.__file__), "lib")]))
 if "--cuda_ext" in sys.argv:
     raise RuntimeError("--cuda_ext needs CUDA, which the npuenv test world does not have")
 
 setup(
     name="apex",
-    version="0.1+ascend",
+    version='0.1-ascend',  # as Ascend's npu.patch writes it: not PEP 440, so bdist_wheel names it 0.1_ascend
     packages=find_packages(exclude=("build", "csrc", "tests*")),
     ext_modules=ext_modules,
     description="Synthetic apex (npuenv test world)",
@@ -109,19 +118,63 @@ setup(
 NV_SETUP_LATER = NV_SETUP.replace('["csrc/flatten_unflatten.cpp"]',
                                   '["csrc/flatten_unflatten.cpp"], extra_compile_args=["-O3"]')
 
+# apex/__init__.py: like NVIDIA's at the pin, it imports torch, then its amp package (and has no __version__).
+# Ascend's patch leaves it alone; the torch_npu import comes in through apex/amp/handle.py.
 NV_INIT = '''\
-"""apex of the npuenv test world (NVIDIA-shaped)."""
+"""apex of the npuenv test world (NVIDIA-shaped): importing it imports torch, then apex.amp."""
 import torch  # noqa: F401
 
-__version__ = "0.1"
+from . import amp  # noqa: F401
 '''
 
-NV_INIT_NPU = '''\
-"""apex of the npuenv test world (NVIDIA-shaped)."""
+NV_AMP_INIT = '''\
+"""amp of the npuenv test world's apex: loss scaling, from handle.py."""
+from .handle import scale_loss  # noqa: F401
+'''
+
+NV_AMP_HANDLE = '''\
+"""Loss scaling of the npuenv test world's apex (NVIDIA-shaped)."""
+import contextlib
+
+import torch  # noqa: F401
+
+
+@contextlib.contextmanager
+def scale_loss(loss, loss_scale=1.0):
+    """Yield ``loss`` times ``loss_scale``."""
+    yield loss * loss_scale
+'''
+
+# After Ascend's NPU patch handle.py imports torch_npu on line 21, as the real patched file does: so
+# `import apex` needs torch_npu, hence CANN, while `import torch, apex_C` (the compiled part) needs neither.
+NV_AMP_HANDLE_NPU = '''\
+# apex/amp/handle.py of the npuenv test world, after Ascend's NPU patch.
+#
+# Our own lines, not Ascend's or NVIDIA's. The patch puts a licence header of this
+# length on top of NVIDIA's file, which moves the imports down: the line that
+# matters to npuenv is `import torch_npu` below, which must stay on line 21
+# (UPSTREAM.md: "apex/amp/handle.py line 21"). Importing apex imports apex.amp,
+# which imports this file, so `import apex` fails wherever torch_npu cannot
+# load, e.g. on a build box without CANN.
+#
+# What the real file does with torch_npu: it clears the NPU's overflow flag
+# when the loss scaler is dynamic. This stand-in only imports it.
+#
+# The build itself never imports apex: setup.py needs torch (and setuptools
+# <= 65.7.0) only; the compiled extension apex_C needs torch imported first.
+#
+"""Loss scaling of the npuenv test world's apex (NPU build)."""
+
+import contextlib
+
 import torch  # noqa: F401
 import torch_npu  # noqa: F401 - Ascend's apex needs torch_npu at run time, not to build
 
-__version__ = "0.1+ascend"
+
+@contextlib.contextmanager
+def scale_loss(loss, loss_scale=1.0):
+    """Yield ``loss`` times ``loss_scale``."""
+    yield loss * loss_scale
 '''
 
 NV_FLATTEN_CPP = """\
@@ -137,9 +190,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 """
 
 NPU_FLATTEN_C = """\
-/* apex_C of the npuenv test world: one function, built by `setup.py --cpp_ext` after the NPU patch. */
+/* apex_C of the npuenv test world: one function, built by `setup.py --cpp_ext` after the NPU patch.
+ * Linked against torch's libc10.so (no rpath), like the real torch extension: load torch first. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* In the stand-in torch's torch/lib/libc10.so. */
+extern int c10_stand_in(void);
 
 /* flatten_size(sizes) -> how many elements a flat buffer holding tensors of these sizes needs. */
 static PyObject *flatten_size(PyObject *self, PyObject *args)
@@ -179,7 +236,14 @@ static struct PyModuleDef apex_c_module = {
 
 PyMODINIT_FUNC PyInit_apex_C(void)
 {
-    return PyModule_Create(&apex_c_module);
+    PyObject *module = PyModule_Create(&apex_c_module);
+
+    /* A call into libc10.so, so the link is real (the library stays in DT_NEEDED even with --as-needed). */
+    if (module != NULL && PyModule_AddIntConstant(module, "C10", c10_stand_in()) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
 """
 
@@ -193,8 +257,8 @@ def _diff(path: str, old: str, new: str) -> str:
 
 def npu_patch() -> str:
     """patch/npu.patch of the world's Ascend apex: turns the NVIDIA-shaped tree into the NPU build."""
-    return (_diff("apex/__init__.py", NV_INIT, NV_INIT_NPU) + _diff("csrc/npu_flatten.c", "", NPU_FLATTEN_C)
-            + _diff("setup.py", NV_SETUP, NV_SETUP_NPU))
+    return (_diff("apex/amp/handle.py", NV_AMP_HANDLE, NV_AMP_HANDLE_NPU)
+            + _diff("csrc/npu_flatten.c", "", NPU_FLATTEN_C) + _diff("setup.py", NV_SETUP, NV_SETUP_NPU))
 
 
 def nvidia_apex_history() -> List[Commit]:
@@ -202,6 +266,8 @@ def nvidia_apex_history() -> List[Commit]:
         "README.md": "# apex (npuenv test world)\n\nSynthetic stand-in for NVIDIA apex; Ascend's build clones it.\n",
         "setup.py": NV_SETUP,
         "apex/__init__.py": NV_INIT,
+        "apex/amp/__init__.py": NV_AMP_INIT,
+        "apex/amp/handle.py": NV_AMP_HANDLE,
         "csrc/flatten_unflatten.cpp": NV_FLATTEN_CPP,
         "tests/L0/README.md": "Level-0 tests of the synthetic apex.\n",
     })
@@ -423,7 +489,7 @@ cmake_minimum_required(VERSION 3.8.2)
 project(decord C CXX)
 
 option(USE_CUDA "Build with CUDA" OFF)
-option(WORLD_BUILD_VIDEO "npuenv test world: also compile src/video against the system FFmpeg" OFF)
+option(WORLD_BUILD_VIDEO "npuenv test world: compile src/video against the system FFmpeg (OFF: skip it)" ON)
 
 if(USE_CUDA)
   message(FATAL_ERROR "USE_CUDA is ON, but the npuenv test world has no CUDA: configure with -DUSE_CUDA=0")
@@ -439,9 +505,14 @@ include_directories(include 3rdparty/dlpack/include 3rdparty/dmlc-core/include)
 set(DECORD_SOURCES src/runtime/c_runtime_api.cc)
 
 if(WORLD_BUILD_VIDEO)
-  find_package(PkgConfig REQUIRED)
-  pkg_check_modules(FFMPEG REQUIRED libavcodec libavformat libavutil libavdevice libavfilter libswresample
-                    libswscale)
+  # Like upstream (cmake/modules/FFmpeg.cmake), FFmpeg is required and its absence stops the configure.
+  find_package(PkgConfig)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(FFMPEG libavcodec libavformat libavutil libavdevice libavfilter libswresample libswscale)
+  endif()
+  if(NOT FFMPEG_FOUND)
+    message(FATAL_ERROR "Unable to find FFMPEG automatically, please specify FFMPEG location")
+  endif()
   include_directories(${FFMPEG_INCLUDE_DIRS})
   list(APPEND DECORD_SOURCES src/video/video_reader.cc src/video/world_decoder.cc)
 endif()
@@ -485,7 +556,7 @@ extern "C" {
 int decord_answer();
 /*! \\brief The stand-in dlpack header's version. */
 int decord_dlpack_version();
-/* The rest exist only in a build with -DWORLD_BUILD_VIDEO=ON. */
+/* The rest exist only in a build with video (the default; not with -DWORLD_BUILD_VIDEO=OFF). */
 /*! \\brief Index of the best video stream of ``path``, or -1. */
 int decord_video_stream(const char* path);
 /*! \\brief Every frame of ``path`` decoded to RGB24, or NULL (see decord_world_last_error). */
@@ -510,7 +581,7 @@ DECORD_FFMPEG_COMMON_H = """\
  * ffmpeg_common.h of the npuenv test world's decord (our own lines, shaped like decord v0.6.0's
  * src/video/ffmpeg/ffmpeg_common.h where npuenv's FFmpeg 5 patch edits it).
  *
- * Compiled only with -DWORLD_BUILD_VIDEO=ON. With FFmpeg >= 5, libavcodec/avcodec.h no longer
+ * Compiled by default (-DWORLD_BUILD_VIDEO=OFF skips it). With FFmpeg >= 5, libavcodec/avcodec.h no longer
  * declares AVBSFContext: the patch adds libavcodec/bsf.h next to it.
  */
 #ifndef DECORD_VIDEO_FFMPEG_FFMPEG_COMMON_H_
@@ -604,8 +675,8 @@ DECORD_VIDEO_READER_CC = """\
  * video_reader.cc of the npuenv test world's decord.
  *
  * Our own lines, shaped like decord v0.6.0's src/video/video_reader.cc only where npuenv's
- * FFmpeg 5 patch edits it: the start of VideoReader::SetVideoStream. The default build does not
- * compile this file; -DWORLD_BUILD_VIDEO=ON compiles it against the system FFmpeg.
+ * FFmpeg 5 patch edits it: the start of VideoReader::SetVideoStream. The default build compiles
+ * it against the system FFmpeg, as upstream; -DWORLD_BUILD_VIDEO=OFF (world only) skips it.
  *
  * What changed in FFmpeg 5 that matters here: av_find_best_stream hands back the decoder it
  * picked through a `const AVCodec **`. In C++ an `AVCodec **` does not convert to that, so the
@@ -762,8 +833,8 @@ extern "C" int decord_video_describe(const char* path, char* buffer, int size) {
 
 DECORD_WORLD_DECODER_CC = """\
 /*!
- * world_decoder.cc of the npuenv test world's decord (our own code; compiled only with
- * -DWORLD_BUILD_VIDEO=ON): decodes every frame of a small video to RGB24 through FFmpeg, for
+ * world_decoder.cc of the npuenv test world's decord (our own code; compiled unless
+ * -DWORLD_BUILD_VIDEO=OFF): decodes every frame of a small video to RGB24 through FFmpeg, for
  * python/decord's VideoReader. Like video_reader.cc it includes ffmpeg_common.h, so it needs the
  * FFmpeg 5 patch on FFmpeg >= 5.
  */
@@ -928,9 +999,9 @@ def find_lib_path():
 DECORD_INIT = '''\
 """decord of the npuenv test world: a ctypes front to libdecord.so.
 
-``answer()`` always works. ``VideoReader`` needs a libdecord.so built with -DWORLD_BUILD_VIDEO=ON
-(it decodes every frame to RGB24 up front: for the world's tiny test videos only); its frames are
-``NDArray`` objects with ``shape`` and ``asnumpy()``, like decord's.
+``answer()`` always works. ``VideoReader`` needs a libdecord.so built with video (the default; not with
+-DWORLD_BUILD_VIDEO=OFF). It decodes every frame to RGB24 up front: for the world's tiny test videos only.
+Its frames are ``NDArray`` objects with ``shape`` and ``asnumpy()``, like decord's.
 """
 import ctypes
 import os
@@ -962,7 +1033,7 @@ def video_stream(path):
 def _require_video():
     if not _VIDEO:
         raise RuntimeError("this libdecord.so was built without video support: "
-                           "configure with -DWORLD_BUILD_VIDEO=ON (npuenv test world)")
+                           "configure with -DWORLD_BUILD_VIDEO=ON, the default (npuenv test world)")
 
 
 class NDArray(object):

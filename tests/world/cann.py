@@ -1,5 +1,9 @@
-"""A stand-in CANN installation for the doctor: the toolkit tree and the driver's version file, in the
-real formats, under a temp folder. It is NOT CANN: no library in it does anything.
+"""A stand-in CANN installation: the toolkit tree and the driver's version file, in the real formats, under a
+temp folder. It is NOT CANN: no library in it does anything. The doctor reads its files; sourcing its
+set_env.sh puts lib64 (with libhccl.so) on LD_LIBRARY_PATH, which is what the world's stand-in torch_npu
+needs to import, as the real one does. Tests get one with `make_cann(folder)` or the `stand_in_cann` and
+`cann_set_env` fixtures (tests/world/fixtures.py); npuenv is pointed at its set_env.sh by
+`NPUENV_CANN_SET_ENV` (`StandInCann.set_env_variable()`).
 
 Layout (as a CANN 8 toolkit installs it):
     <base>/ascend-toolkit/set_env.sh                  exports what the real one exports (CANN 8.0)
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
+from tests.world.wheels import TORCH_NPU_INIT
+
 # the real CANN 8.0 set_env.sh, with the install path replaced by the stand-in's
 SET_ENV = """# stand-in set_env.sh made by npuenv's tests (the real CANN 8.0 file's exports)
 export LD_LIBRARY_PATH=@DRIVER@/lib64:@DRIVER@/lib64/common:@DRIVER@/lib64/driver:$LD_LIBRARY_PATH
@@ -35,6 +41,8 @@ export ASCEND_OPP_PATH=${ASCEND_TOOLKIT_HOME}/opp
 export TOOLCHAIN_HOME=${ASCEND_TOOLKIT_HOME}/toolkit
 export ASCEND_HOME_PATH=${ASCEND_TOOLKIT_HOME}
 """
+
+SET_ENV_VARIABLE = "NPUENV_CANN_SET_ENV"  # npuenv sources the set_env.sh it names
 
 # inner (component) version per CANN release, as version.cfg shows them
 INNER = {"8.0.RC3": "7.5.0.1.129", "8.0.0": "7.6.0.1.220", "8.0.RC2": "7.3.0.1.231"}
@@ -90,6 +98,11 @@ class StandInCann:
     def env(self) -> Dict[str, str]:
         return {"NPUENV_CANN_ROOT": str(self.toolkit), "NPUENV_DRIVER_ROOT": str(self.driver)}
 
+    def set_env_variable(self) -> Dict[str, str]:
+        """``NPUENV_CANN_SET_ENV`` naming this CANN's set_env.sh: how npuenv's smoke step, smoke task and
+        init.sh are told to source it instead of /usr/local/Ascend/ascend-toolkit/set_env.sh."""
+        return {SET_ENV_VARIABLE: str(self.set_env)}
+
     def sourced(self, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         """`base` (default os.environ) with what `source set_env.sh` exports (the variables doctor reads)."""
         env = dict(os.environ if base is None else base)
@@ -121,15 +134,6 @@ def make_cann(base: Path, version: str = "8.0.RC3", driver_version: str = "24.1.
 
 
 # A stand-in torch_npu/__init__.py that behaves like the real one without CANN: importing it fails with the
-# real error text unless libhccl.so is on LD_LIBRARY_PATH (which set_env.sh puts there).
-TORCH_NPU_NEEDS_CANN = '''"""Test stand-in for torch_npu, made by npuenv's tests. NOT Ascend's torch_npu: it only
-checks that CANN's libhccl.so is on LD_LIBRARY_PATH, as the real one's import does."""
-import os
-
-__version__ = "2.1.0.post8"
-STAND_IN = True
-_paths = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-if not any(os.path.isfile(os.path.join(d, "libhccl.so")) for d in _paths):
-    raise ImportError("libhccl.so: cannot open shared object file: No such file or directory. Please check that "
-                      "the cann package is installed. Please run 'source set_env.sh' in the CANN installation path.")
-'''
+# real error text unless libhccl.so is on LD_LIBRARY_PATH (which set_env.sh puts there). It is the world's
+# torch_npu wheel's own __init__.py (that wheel always needs CANN): one copy of the logic.
+TORCH_NPU_NEEDS_CANN = TORCH_NPU_INIT

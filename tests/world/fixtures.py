@@ -4,6 +4,8 @@
 ``fresh_upstream`` (function): the same world, with the upstream repos rebuilt pristine afterwards
 (use it in tests that call ``add_commit``).
 ``world_video`` (session): a 2 s 64x48 test video made by the real ffmpeg (skips without ffmpeg).
+``stand_in_cann`` (session): a stand-in CANN tree (tests/world/cann.py); ``cann_set_env``: its set_env.sh,
+the file to name in ``NPUENV_CANN_SET_ENV`` (the world's torch_npu, and so apex, import only with it sourced).
 ``skip_unless_tools(*names)``: skip the calling test unless every named tool is on PATH.
 Load with ``pytest_plugins = ["tests.world.fixtures"]`` or ``from tests.world.fixtures import *`` in a conftest.
 
@@ -26,12 +28,17 @@ import yaml
 
 from tests.world.builds import make_test_video, missing_reason
 from tests.world.ca import make_ca
-from tests.world.server import WorldServer, sha256_file
+from tests.world.cann import StandInCann, make_cann
+from tests.world.server import CPU_INDEX, WorldServer, sha256_file
 from tests.world.upstream import ALL_REPOS, Upstreams, build_upstreams
-from tests.world.wheels import build_stand_in_wheels, fetch_world_wheels, find_python, torch_npu_filename
+from tests.world.wheels import (build_stand_in_wheels, fetch_world_wheels, find_python, torch_cpu_filename,
+                                torch_npu_filename)
 
-__all__ = ["TRUST_VARIABLES", "World", "build_world", "clean_env", "fresh_upstream", "skip_unless_tools", "world",
-           "world_video"]
+__all__ = ["PYTORCH_CPU_INDEX", "TRUST_VARIABLES", "World", "build_world", "cann_set_env", "clean_env",
+           "fresh_upstream", "skip_unless_tools", "stand_in_cann", "world", "world_video"]
+
+PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # the only home of torch 2.1.0+cpu
+STAND_IN_ARCHES = ("aarch64", "x86_64")  # the stand-in torch and torch_npu wheels are served for both
 
 OFF_INDEX_DIR = "off-index"  # under <docroot>/files: wheels served by URL only, not by the index
 
@@ -61,6 +68,7 @@ class World:
     python310: Optional[Path]
     decord2_file: str = ""
     newer_setuptools_file: str = ""
+    torch_cpu_file: str = ""
     commits: Dict[str, str] = field(init=False)
     mirrors: Dict[str, str] = field(init=False)
 
@@ -70,7 +78,24 @@ class World:
             "https://gitee.com/": f"{self.url}/git/gitee.com/",
             "https://github.com/": f"{self.url}/git/github.com/",
             "https://pypi.org/simple": f"{self.url}/simple",
+            PYTORCH_CPU_INDEX: self.cpu_index_url,
         }
+
+    @property
+    def index_url(self) -> str:
+        """The world's main PEP 503 index (PyPI's stand-in)."""
+        return f"{self.url}/simple"
+
+    @property
+    def cpu_index_url(self) -> str:
+        """The world's second PEP 503 index, the PyTorch CPU index's stand-in: torch 2.1.0+cpu on x86_64."""
+        return f"{self.url}{CPU_INDEX}"
+
+    def uv_index_args(self) -> List[str]:
+        """``uv pip install`` options that reach both indexes, so torch_npu's torch==2.1.0+cpu (x86_64)
+        resolves: uv prefers --extra-index-url and, per package, takes versions from the first index that
+        has the package, so torch comes from the CPU index and everything else from the main one."""
+        return ["--index-url", self.index_url, "--extra-index-url", self.cpu_index_url]
 
     def clean_env(self) -> Dict[str, str]:
         """A copy of os.environ without the machine's CA variables (``TRUST_VARIABLES``)."""
@@ -90,6 +115,20 @@ class World:
             env[f"GIT_CONFIG_KEY_{index}"] = f"url.{new}.insteadOf"
             env[f"GIT_CONFIG_VALUE_{index}"] = old
         return env
+
+    def file_mirrors(self, *prefixes: str) -> Dict[str, str]:
+        """Mirror rules that reach real git URLs through ``file://`` URLs of the world's bare repos.
+
+        Default: ``https://github.com/dmlc/`` (decord and its submodules). A URL without ``.git``, as in
+        decord's .gitmodules, still finds ``<name>.git``: git's local transport tries that suffix. git
+        >= 2.38.1 refuses the file transport for submodules unless ``protocol.file.allow=always``.
+        """
+        rules = {}
+        for prefix in prefixes or ("https://github.com/dmlc/",):
+            if not prefix.startswith("https://") or not prefix.endswith("/"):
+                raise ValueError(f"expected an https://host/.../ prefix, got {prefix!r}")
+            rules[prefix] = (self.server.git_root / prefix[len("https://"):]).as_uri() + "/"
+        return rules
 
     def write_spec(self, path: Path, **override: object) -> Path:
         """A spec that extends npuenv's default and points it at this world through mirrors.
@@ -161,14 +200,19 @@ def build_world(root: Path, wheel_cache: Path) -> World:
     docroot = root / "docroot"
     upstreams = build_upstreams(docroot / "git")
     wheels_dir = docroot / "files" / "wheels"
-    shas = build_stand_in_wheels(wheels_dir)
+    shas = {}
+    # Both architectures, as PyPI has both: a uv lock that takes torch-npu from the index by name reads one
+    # wheel's metadata for every platform (the aarch64 one, seen with uv 0.13.9), and the world shows that.
+    for arch in STAND_IN_ARCHES:
+        shas.update(build_stand_in_wheels(wheels_dir, arch, cpu_index_dir=docroot / CPU_INDEX.strip("/")))
     real = fetch_world_wheels(wheel_cache)
     shas.update(_publish(real.index, wheels_dir))
     shas.update(_publish(real.off_index, docroot / "files" / OFF_INDEX_DIR))
     server = WorldServer(docroot, ca.server_context()).start()
     return World(url=server.url, ca_pem=ca.ca_pem, server=server, docroot=docroot, upstreams=upstreams,
                  wheel_sha256=shas, torch_npu_file=torch_npu_filename(), python310=find_python("3.10"),
-                 decord2_file=real.decord2.name, newer_setuptools_file=real.off_index[0].name)
+                 decord2_file=real.decord2.name, newer_setuptools_file=real.off_index[0].name,
+                 torch_cpu_file=torch_cpu_filename())
 
 
 @pytest.fixture(scope="session")
@@ -199,6 +243,18 @@ def skip_unless_tools(*names: str) -> None:
     reason = missing_reason(names)
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def stand_in_cann(tmp_path_factory: pytest.TempPathFactory) -> StandInCann:
+    """A stand-in CANN 8.0.RC3 tree (toolkit, driver version file, set_env.sh) for this machine's arch."""
+    return make_cann(tmp_path_factory.mktemp("cann") / "Ascend")
+
+
+@pytest.fixture(scope="session")
+def cann_set_env(stand_in_cann: StandInCann) -> Path:
+    """The stand-in CANN's set_env.sh: pass it to npuenv as ``NPUENV_CANN_SET_ENV`` (or source it)."""
+    return stand_in_cann.set_env
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ Routes, under a docroot directory:
   /git/...     git smart HTTP, by running ``git http-backend`` as a CGI subprocess on <docroot>/git
   /files/...   static files from <docroot>/files, with single-range Range support
   /simple/     a PEP 503 index generated from the wheels in <docroot>/files/wheels
+  /whl/cpu/    a second PEP 503 index, shaped like the PyTorch CPU index (https://download.pytorch.org/whl/cpu):
+               the wheels in <docroot>/whl/cpu, listed at /whl/cpu/<project>/ and served at /whl/cpu/<file>
 Tests inject faults (``fail_next``, ``cut_after``) and read the ``requests`` log.
 Every response carries Content-Length or is chunked, and ``Connection: close``.
 """
@@ -29,6 +31,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 RequestRecord = Tuple[str, str, Optional[str]]
 CHUNK = 64 * 1024
+CPU_INDEX = "/whl/cpu"  # the PyTorch CPU index's path (https://download.pytorch.org/whl/cpu)
 
 
 class _Cut(Exception):
@@ -154,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._file(path[len("/files/") :])
         elif path == "/simple" or path.startswith("/simple/"):
             self._simple(path)
+        elif path == CPU_INDEX or path.startswith(CPU_INDEX + "/"):
+            self._cpu_index(path)
         else:
             self._send_bytes(404, b"not found\n")
 
@@ -207,7 +212,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- /files ---------------------------------------------------------------------------------
 
     def _file(self, relative: str) -> None:
-        root = self.server.world.files_root.resolve()
+        self._file_in(self.server.world.files_root, relative)
+
+    def _file_in(self, folder: Path, relative: str) -> None:
+        """Serve ``folder/relative`` (never outside ``folder``), with single-range support."""
+        root = folder.resolve()
         target = (root / relative).resolve()
         if root not in target.parents or not target.is_file():
             self._send_bytes(404, b"no such file\n")
@@ -232,6 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
         first, last = span
         headers = [("Content-Type", "application/octet-stream"), ("Content-Length", str(last - first + 1)),
                    ("Accept-Ranges", "bytes")]
+        if target.suffix == ".whl":  # as PyPI's file host: a wheel never changes, clients may keep it
+            headers.append(("Cache-Control", "max-age=365000000, immutable, public"))
         if status == 206:
             headers.append(("Content-Range", f"bytes {first}-{last}/{size}"))
         self._start(status, headers)
@@ -247,23 +258,37 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(block)
                 left -= len(block)
 
-    # -- /simple --------------------------------------------------------------------------------
+    # -- /simple and /whl/cpu -------------------------------------------------------------------
 
     def _simple(self, path: str) -> None:
-        parts = [part for part in path.split("/") if part]
+        world = self.server.world
+        self._index(path, "/simple", world.wheels_by_project(), "/files/wheels/")
+
+    def _cpu_index(self, path: str) -> None:
+        """The PyTorch-CPU-shaped index: project pages under /whl/cpu/, and the wheels themselves there too."""
+        world = self.server.world
+        name = path[len(CPU_INDEX) + 1:]
+        if name.endswith(".whl") and "/" not in name:
+            self._file_in(world.cpu_index_dir, name)
+            return
+        self._index(path, CPU_INDEX, world.wheels_by_project(world.cpu_index_dir), CPU_INDEX + "/")
+
+    def _index(self, path: str, root: str, projects: Dict[str, List[Path]], files_at: str) -> None:
+        """A PEP 503 page at ``root`` (the project list) or ``root/<project>/`` (its wheels, linked at
+        ``files_at<file>#sha256=...``); a path without its trailing slash is redirected."""
         if not path.endswith("/"):
             self._redirect(path + "/")
             return
-        projects = self.server.world.wheels_by_project()
-        if len(parts) == 1:
-            links = [(f"/simple/{name}/", name) for name in sorted(projects)]
+        parts = [part for part in path[len(root):].split("/") if part]
+        if not parts:
+            links = [(f"{root}/{name}/", name) for name in sorted(projects)]
             self._send_bytes(200, _links_page("Simple index", links), "text/html; charset=utf-8")
             return
-        name = normalize_name(parts[1]) if len(parts) == 2 else ""
+        name = normalize_name(parts[0]) if len(parts) == 1 else ""
         if name not in projects:
             self._send_bytes(404, b"no such project\n")
             return
-        links = [(f"/files/wheels/{quote(f.name)}#sha256={sha256_file(f)}", f.name) for f in projects[name]]
+        links = [(f"{files_at}{quote(f.name)}#sha256={sha256_file(f)}", f.name) for f in projects[name]]
         self._send_bytes(200, _links_page(f"Links for {name}", links), "text/html; charset=utf-8")
 
     # -- /git -----------------------------------------------------------------------------------
@@ -375,6 +400,11 @@ class WorldServer:
         return self.files_root / "wheels"
 
     @property
+    def cpu_index_dir(self) -> Path:
+        """The wheels of the second index, /whl/cpu/ (the PyTorch CPU index's stand-in)."""
+        return self.docroot / CPU_INDEX.strip("/")
+
+    @property
     def port(self) -> int:
         if self._httpd is None:
             raise RuntimeError("server not started")
@@ -435,10 +465,10 @@ class WorldServer:
         with self._lock:
             self._requests.clear()
 
-    def wheels_by_project(self) -> Dict[str, List[Path]]:
-        """Wheels under ``wheels_dir``, keyed by normalized project name."""
+    def wheels_by_project(self, folder: Optional[Path] = None) -> Dict[str, List[Path]]:
+        """Wheels in ``folder`` (default ``wheels_dir``), keyed by normalized project name."""
         projects: Dict[str, List[Path]] = {}
-        for wheel in sorted(self.wheels_dir.glob("*.whl")):
+        for wheel in sorted((folder or self.wheels_dir).glob("*.whl")):
             projects.setdefault(wheel_project(wheel.name), []).append(wheel)
         return projects
 

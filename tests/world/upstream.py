@@ -199,8 +199,12 @@ readme = "README.md"
 requires-python = ">=3.8"
 dependencies = ["torch==2.1.0"]
 
+# as upstream's: an exclude list, so namespace folders (the copied megatron/) are packages too
+[tool.setuptools]
+include-package-data = true
+
 [tool.setuptools.packages.find]
-include = ["mindspeed_mm*"]
+exclude = ["ci*", "docs", "sources", "tests*"]
 """
 
 MM_ATTENTION = '''\
@@ -353,9 +357,10 @@ def _mindspeed_history() -> List[Commit]:
 # -- Megatron-LM ------------------------------------------------------------------------------
 
 def _megatron_history() -> List[Commit]:
+    """core_r0.8.0 has megatron/core/__init__.py but no megatron/__init__.py (checked at baf94af3), so
+    `import megatron` from the copied folder yields a namespace package whose __file__ is None."""
     pin = Commit("Megatron core 0.8.0", "2024-07-25T10:00:00", {
         "README.md": "# Megatron-LM (test world)\n\nSynthetic stand-in; only megatron/ is used.\n",
-        "megatron/__init__.py": "",
         "megatron/core/__init__.py": '"""Synthetic megatron.core (npuenv test world)."""\n',
         "megatron/core/package_info.py": "MAJOR = 0\nMINOR = 8\nPATCH = 0\n__version__ = '0.8.0'\n",
         "megatron/core/transformer/__init__.py": "",

@@ -1,25 +1,37 @@
 """Wheels for the test world.
 
 Stand-ins for torch and torch_npu are written directly as small, reproducible zip files (they are
-clearly not PyTorch). The real third-party wheels that uv needs to build and install the synthetic
-projects offline (setuptools, wheel, decorator, pyyaml), plus numpy and the real prebuilt decord2, are
-downloaded once with pip into a cache and served by the world's index. A newer setuptools is cached
-too but served off the index (by URL only), so builds that resolve setuptools still get 65.7.0.
+clearly not PyTorch). Like the real torch_npu 2.1.0.post8, the stand-in requires `torch==2.1.0+cpu` on
+x86_64 (a version only the PyTorch CPU index has: the world serves a stand-in of it at /whl/cpu/) and
+`torch==2.1.0` on aarch64, and its import fails unless CANN's set_env.sh has been sourced. The stand-in
+torch carries a real tiny shared library, ``torch/lib/libc10.so`` (compiled once per process with the
+machine's ``cc``), and ``import torch`` loads it with RTLD_GLOBAL as the real torch effectively does: so a
+C extension linked against libc10.so without an rpath (the world's apex_C, as the real one) loads only
+after ``import torch``. The other architecture's torch wheels carry an empty placeholder at that path
+(they are served for resolution only and never installed here).
+
+The real third-party wheels that uv needs to build and install the synthetic projects offline
+(setuptools, wheel, decorator, pyyaml), plus numpy and the real prebuilt decord2, are downloaded once
+with pip into a cache and served by the world's index. A newer setuptools is cached too but served off
+the index (by URL only), so builds that resolve setuptools still get 65.7.0.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -41,16 +53,103 @@ DECORD2_SHA256: Dict[str, str] = {
 # Newer than apex's build accepts (<= 65.7.0); served off the index, for "too new" tests.
 NEWER_SETUPTOOLS = "setuptools==70.3.0"
 
-TORCH_INIT = '''"""Test stand-in for torch, made by npuenv's test world. This is NOT PyTorch."""
+TORCH_VERSION = "2.1.0"
+TORCH_CPU_VERSION = "2.1.0+cpu"  # the PyTorch CPU index's x86_64 build: torch.__version__ says so too
+TORCH_NPU_VERSION = "2.1.0.post8"
+# Requires-Dist of the real torch_npu 2.1.0.post8 wheels, by architecture (UPSTREAM.md "The real stack, tried").
+TORCH_NPU_REQUIRES: Dict[str, Tuple[str, ...]] = {
+    "x86_64": ("torch (==2.1.0+cpu)",),
+    "aarch64": ("torch (==2.1.0)",),
+}
+STAND_IN_NPU = Path(__file__).resolve().parent / "stand_in_npu"
+# The one copy of the stand-in torch_npu's CANN check (defines require_cann()); see that file.
+TORCH_NPU_CANN_CHECK = (STAND_IN_NPU / "torch_npu" / "_cann.py").read_text()
 
-__version__ = "2.1.0"
+
+# torch/lib/libc10.so of the stand-in torch: one exported function. Real torch's C extensions (apex_C among
+# them) name libc10.so in DT_NEEDED; the world's apex_C calls c10_stand_in(), so its link to it is real.
+LIBC10 = "torch/lib/libc10.so"
+LIBC10_SONAME = "libc10.so"
+LIBC10_SOURCE = """\
+/* libc10.so of the npuenv test world's stand-in torch: NOT PyTorch's c10, one function to link against. */
+int c10_stand_in(void)
+{
+    return 10;
+}
+"""
+# Stable flags, no debug info, compiled under a fixed relative file name: the same compiler gives the same
+# bytes on every run (checked with gcc 12), so the wheels stay reproducible.
+LIBC10_CFLAGS: Tuple[str, ...] = ("-shared", "-fPIC", "-O2", f"-Wl,-soname,{LIBC10_SONAME}")
+
+
+@functools.lru_cache(maxsize=None)
+def compile_libc10() -> bytes:
+    """The stand-in libc10.so for this machine, compiled once per process with ``cc`` (``LIBC10_CFLAGS``)."""
+    compiler = shutil.which("cc")
+    if compiler is None:
+        raise RuntimeError("the world's stand-in torch needs a C compiler to build torch/lib/libc10.so: "
+                           "no `cc` on PATH (apt-get install gcc)")
+    with tempfile.TemporaryDirectory(prefix="world-libc10-") as folder:
+        Path(folder, "c10_stand_in.c").write_text(LIBC10_SOURCE)
+        result = subprocess.run([compiler, *LIBC10_CFLAGS, "-o", LIBC10_SONAME, "c10_stand_in.c"], cwd=folder,
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"cc could not build the stand-in libc10.so:\n{result.stdout}{result.stderr}")
+        return Path(folder, LIBC10_SONAME).read_bytes()
+
+
+def libc10_bytes(machine: Optional[str] = None) -> bytes:
+    """torch/lib/libc10.so for a stand-in torch wheel for ``machine``: the compiled library for this machine;
+    for the other architecture an empty placeholder (that wheel is on the index for resolution only; a real
+    library of the other architecture would not load here either)."""
+    if (machine or platform.machine()) != platform.machine():
+        return b""
+    return compile_libc10()
+
+
+def torch_init(version: str = TORCH_VERSION) -> str:
+    """torch/__init__.py of a stand-in torch whose ``__version__`` is ``version``: it loads torch/lib/libc10.so
+    with RTLD_GLOBAL, so after ``import torch`` the soname libc10.so is in the process."""
+    return f'''"""Test stand-in for torch, made by npuenv's test world. This is NOT PyTorch.
+
+Importing it loads torch/lib/libc10.so (RTLD_GLOBAL), as importing the real torch loads its libc10.so: a C
+extension that needs libc10.so but has no rpath to torch/lib (apex_C) loads after `import torch`, not before.
+"""
+
+import ctypes as _ctypes
+import os as _os
+
+_C10 = _ctypes.CDLL(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "lib", "{LIBC10_SONAME}"),
+                    mode=_ctypes.RTLD_GLOBAL)
+
+__version__ = "{version}"
 STAND_IN = True
 '''
 
-TORCH_NPU_INIT = '''"""Test stand-in for torch_npu, made by npuenv's test world. NOT Ascend's torch_npu."""
 
-__version__ = "2.1.0.post8"
+def torch_files(version: str = TORCH_VERSION, machine: Optional[str] = None) -> Dict[str, Union[str, bytes]]:
+    """The files of a stand-in torch wheel for ``machine``: ``torch/__init__.py`` and ``torch/lib/libc10.so``."""
+    return {"torch/__init__.py": torch_init(version), LIBC10: libc10_bytes(machine)}
+
+
+TORCH_INIT = torch_init()
+
+# Self-contained (the check is inlined, not imported) so the file also works alone, e.g. written over an
+# installed torch_npu/__init__.py or packed by itself into a wheel.
+TORCH_NPU_INIT = f'''"""Test stand-in for torch_npu, made by npuenv's test world. NOT Ascend's torch_npu.
+
+Like the real one, it imports torch first, then fails with the real ImportError unless CANN's libhccl.so is
+on LD_LIBRARY_PATH, which `source set_env.sh` does (the stand-in CANN's is made by tests/world/cann.py).
+"""
+
+import torch  # noqa: F401
+
+__version__ = "{TORCH_NPU_VERSION}"
 STAND_IN = True
+
+{TORCH_NPU_CANN_CHECK}
+
+require_cann()
 '''
 
 
@@ -80,6 +179,20 @@ def wheel_filename(name: str, version: str, tag: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9.]+', '_', name)}-{version}-{tag}.whl"
 
 
+def torch_cpu_version_tag(machine: Optional[str] = None) -> Tuple[str, str]:
+    """(version, wheel tag) of the CPU index's torch 2.1.0 for ``machine``: on x86_64 the real file is
+    ``torch-2.1.0+cpu-cp310-cp310-linux_x86_64.whl``; elsewhere the stand-in is the plain 2.1.0 wheel."""
+    arch = machine or platform.machine()
+    if arch == "x86_64":
+        return TORCH_CPU_VERSION, f"{PYTHON_TAG}-{PYTHON_TAG}-linux_{arch}"
+    return TORCH_VERSION, f"{PYTHON_TAG}-{PYTHON_TAG}-{manylinux_tag(arch)}"
+
+
+def torch_cpu_filename(machine: Optional[str] = None) -> str:
+    """File name of the stand-in torch on the world's CPU index (/whl/cpu/) for ``machine``."""
+    return wheel_filename("torch", *torch_cpu_version_tag(machine))
+
+
 def torch_npu_filename(machine: Optional[str] = None) -> str:
     """File name of the torch_npu 2.1.0.post8 stand-in for ``machine``."""
     return wheel_filename("torch_npu", "2.1.0.post8", f"{PYTHON_TAG}-{PYTHON_TAG}-{manylinux_tag(machine)}")
@@ -101,20 +214,29 @@ def _expand_tags(tag: str) -> List[str]:
     return [f"{py}-{abi}-{plat}" for py in pythons for abi in abis for plat in platforms]
 
 
-def _dist_info_files(name: str, version: str, tag: str, summary: str) -> Dict[str, str]:
+def _dist_info_files(name: str, version: str, tag: str, summary: str,
+                     requires: Sequence[str] = (), binary: bool = False) -> Dict[str, str]:
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {summary}\n"
-    purelib = "true" if tag.endswith("-none-any") else "false"
+    metadata += "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
+    purelib = "true" if tag.endswith("-none-any") and not binary else "false"
     wheel = "Wheel-Version: 1.0\nGenerator: npuenv-test-world\n" f"Root-Is-Purelib: {purelib}\n"
     wheel += "".join(f"Tag: {t}\n" for t in _expand_tags(tag))
     return {"METADATA": metadata, "WHEEL": wheel}
 
 
-def write_wheel(dest_dir: Path, name: str, version: str, tag: str, files: Mapping[str, str],
-                summary: str = "Test stand-in made by npuenv's test world") -> Path:
-    """Write a reproducible wheel (fixed timestamps, sorted entries, RECORD with sha256)."""
+def _is_shared_library(path: str) -> bool:
+    return path.endswith(".so") or ".so." in Path(path).name
+
+
+def write_wheel(dest_dir: Path, name: str, version: str, tag: str, files: Mapping[str, Union[str, bytes]],
+                summary: str = "Test stand-in made by npuenv's test world", requires: Sequence[str] = ()) -> Path:
+    """Write a reproducible wheel (fixed timestamps, sorted entries, RECORD with sha256); ``requires`` are
+    its Requires-Dist lines, written as given. ``files`` maps paths to text or bytes; a wheel with a shared
+    library (``*.so``) says ``Root-Is-Purelib: false`` and the library is mode 0755."""
     dist_info = f"{re.sub(r'[^A-Za-z0-9.]+', '_', name)}-{version}.dist-info"
-    entries = {path: text.encode() for path, text in sorted(files.items())}
-    for meta, text in _dist_info_files(name, version, tag, summary).items():
+    entries = {path: data.encode() if isinstance(data, str) else bytes(data) for path, data in sorted(files.items())}
+    binary = any(_is_shared_library(path) for path in entries)
+    for meta, text in _dist_info_files(name, version, tag, summary, requires, binary).items():
         entries[f"{dist_info}/{meta}"] = text.encode()
     record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in entries.items())
     entries[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
@@ -123,20 +245,35 @@ def write_wheel(dest_dir: Path, name: str, version: str, tag: str, files: Mappin
     with zipfile.ZipFile(target, "w") as archive:
         for path, data in entries.items():
             info = zipfile.ZipInfo(path, date_time=ZIP_DATE)
-            info.external_attr = 0o644 << 16
+            info.external_attr = (0o755 if _is_shared_library(path) else 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
     return target
 
 
-def build_stand_in_wheels(dest_dir: Path, machine: Optional[str] = None) -> Dict[str, str]:
-    """Write the torch 2.1.0 and torch_npu 2.1.0.post8 stand-ins; returns file name -> sha256."""
-    tag = f"{PYTHON_TAG}-{PYTHON_TAG}-{manylinux_tag(machine)}"
+def write_torch_cpu(dest_dir: Path, machine: Optional[str] = None) -> Path:
+    """Write the stand-in of the PyTorch CPU index's torch 2.1.0 for ``machine`` (see torch_cpu_filename)."""
+    version, tag = torch_cpu_version_tag(machine)
+    return write_wheel(dest_dir, "torch", version, tag, torch_files(version, machine),
+                       "Test stand-in for torch (not PyTorch)")
+
+
+def build_stand_in_wheels(dest_dir: Path, machine: Optional[str] = None,
+                          cpu_index_dir: Optional[Path] = None) -> Dict[str, str]:
+    """Write the stand-ins; returns file name -> sha256.
+
+    ``dest_dir`` (the main index) gets torch 2.1.0 and torch_npu 2.1.0.post8, whose Requires-Dist is the
+    real one for ``machine``; ``cpu_index_dir`` (default: ``dest_dir``) gets the CPU index's torch, which
+    the x86_64 torch_npu needs (2.1.0+cpu).
+    """
+    arch = machine or platform.machine()
+    tag = f"{PYTHON_TAG}-{PYTHON_TAG}-{manylinux_tag(arch)}"
     made = [
-        write_wheel(dest_dir, "torch", "2.1.0", tag, {"torch/__init__.py": TORCH_INIT},
+        write_wheel(dest_dir, "torch", TORCH_VERSION, tag, torch_files(TORCH_VERSION, arch),
                     "Test stand-in for torch (not PyTorch)"),
-        write_wheel(dest_dir, "torch_npu", "2.1.0.post8", tag, {"torch_npu/__init__.py": TORCH_NPU_INIT},
-                    "Test stand-in for torch_npu (not Ascend's torch_npu)"),
+        write_wheel(dest_dir, "torch_npu", TORCH_NPU_VERSION, tag, {"torch_npu/__init__.py": TORCH_NPU_INIT},
+                    "Test stand-in for torch_npu (not Ascend's torch_npu)", TORCH_NPU_REQUIRES.get(arch, ())),
+        write_torch_cpu(Path(cpu_index_dir or dest_dir), arch),
     ]
     return {path.name: sha256_bytes(path.read_bytes()) for path in made}
 

@@ -6,23 +6,19 @@ the CPU. The distributed backend "hccl" is registered as gloo, the way the real 
 ProcessGroupHCCL, so torchrun + init_process_group("hccl") really all-reduce across processes.
 With $NPUENV_STANDIN_NEEDS_CANN=1 the import fails like the real one when CANN is not sourced (the real
 text, UPSTREAM.md) unless libhccl.so is on LD_LIBRARY_PATH, which CANN's set_env.sh (tests/world/cann.py)
-puts there.
+puts there. The check is _cann.py, the same one the world's stand-in torch_npu wheel always runs; here it
+is opt-in because the smoke tests run this stand-in on the real torch without any CANN.
 """
 
 import os
 
+from ._cann import require_cann
+
 STAND_IN = True
 __version__ = "2.1.0.post8"
 
-
-def _cann_sourced():
-    folders = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-    return any(os.path.isfile(os.path.join(d, "libhccl.so")) for d in folders)
-
-
-if os.environ.get("NPUENV_STANDIN_NEEDS_CANN") == "1" and not _cann_sourced():
-    raise ImportError("libhccl.so: cannot open shared object file: No such file or directory. Please check that "
-                      "the cann package is installed. Please run 'source set_env.sh' in the CANN installation path.")
+if os.environ.get("NPUENV_STANDIN_NEEDS_CANN") == "1":
+    require_cann()
 
 import torch  # noqa: E402  (after the CANN check: the real import fails before torch_npu is usable)
 import torch.distributed as _dist  # noqa: E402
