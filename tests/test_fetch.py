@@ -235,3 +235,41 @@ def test_a_server_ignoring_range_gets_the_file_written_afresh(ignores_range, tmp
     download(url, tmp_path / "f.bin", hashlib.sha256(body).hexdigest(), ca_bundle=ca_pem, backoff=0.01)
     assert (tmp_path / "f.bin").read_bytes() == body
     assert _IgnoresRange.ranges == ["bytes=5000-"]
+
+
+# --- a local mirror: file:// URLs and a folder laid out as an index ------------------------------------
+
+
+def test_a_file_url_is_copied_and_verified(tmp_path):
+    source = tmp_path / "mirror dir" / "torch_npu.whl"
+    source.parent.mkdir()
+    content = os.urandom(SIZE)
+    source.write_bytes(content)
+    url = "file://" + quote(str(source))
+    seen = []
+    dest = download(url, tmp_path / "out" / "torch_npu.whl", hashlib.sha256(content).hexdigest(),
+                    ca_bundle=tmp_path / "unused.pem", progress=lambda done, total: seen.append((done, total)))
+    assert dest.read_bytes() == content and seen[-1] == (SIZE, SIZE)
+    with pytest.raises(FetchError, match="sha256 mismatch"):
+        download(url, tmp_path / "out" / "other.whl", "0" * 64, ca_bundle=tmp_path / "unused.pem")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["torch_npu.whl"]  # no .part left
+    with pytest.raises(FetchError, match="cannot read") as caught:
+        download(url + ".gone", tmp_path / "out" / "gone.whl", "0" * 64, ca_bundle=tmp_path / "unused.pem")
+    assert "local mirror" in caught.value.hint
+
+
+@pytest.mark.parametrize("layout", ["index.html", "files"])
+def test_find_in_a_local_index(tmp_path, layout):
+    """A folder laid out as a PEP 503 simple index (what `uv` reads as file://), or one folder per project."""
+    project = tmp_path / "simple" / "torch-npu"
+    project.mkdir(parents=True)
+    name = "torch_npu-2.1.0.post8-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    if layout == "index.html":
+        (project / "index.html").write_text(f'<html><body><a href="../../files/{name}#sha256=ab">{name}</a></body>')
+    else:
+        (project / name).write_bytes(b"wheel")
+    found = find_in_index("file://" + str(tmp_path / "simple"), "torch_npu", name, ca_bundle=tmp_path / "x.pem")
+    where = tmp_path / "files" / name if layout == "index.html" else project / name
+    assert found == "file://" + quote(str(where))
+    with pytest.raises(FetchError, match="is not on the index"):
+        find_in_index("file://" + str(tmp_path / "simple"), "no-such", name, ca_bundle=tmp_path / "x.pem")

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from npuenv.errors import UsageError
-from npuenv.mirrors import Mirrors, combine, parse_mirrors
+from npuenv.mirrors import Mirrors, combine, local_path, parse_mirrors
 
 
 def test_rewrite_replaces_the_matching_prefix():
@@ -87,10 +87,15 @@ def test_parse_keeps_equals_signs_in_the_replacement():
 
 @pytest.mark.parametrize("entry, fragment", [
     ("https://github.com/", "has no '='"),
-    ("http://github.com/=https://mirror/", "'http://github.com/' is not an https:// URL"),
-    ("https://github.com/=ftp://mirror/", "'ftp://mirror/' is not an https:// URL"),
-    ("https://github.com/=", "is not an https:// URL"),
+    ("http://github.com/=https://mirror/", "'http://github.com/': http:// is refused"),
+    ("https://github.com/=http://mirror/", "'http://mirror/': http:// is refused"),
+    ("https://github.com/=ftp://mirror/", "'ftp://mirror/' is not an https:// URL, a file:// URL or an absolute path"),
+    ("https://github.com/=", "is not an https:// URL, a file:// URL or an absolute path"),
     ("https://github.com/=https://mirror", "end both URLs with '/'"),
+    ("file:///srv/git/=https://mirror/", "'file:///srv/git/' is not an https:// URL"),  # only replacements are local
+    ("https://github.com/=file://server/srv/git/", "is not a file:// URL of an absolute path"),
+    ("https://github.com/=srv/git/", "is not an https:// URL, a file:// URL or an absolute path"),
+    ("https://github.com/=/srv/git", "end both URLs with '/'"),
 ])
 def test_parse_errors_name_the_source_and_the_entry(entry, fragment):
     with pytest.raises(UsageError) as caught:
@@ -100,6 +105,67 @@ def test_parse_errors_name_the_source_and_the_entry(entry, fragment):
     assert repr(entry) in message
     assert fragment in message
     assert "PREFIX=REPLACEMENT" in caught.value.hint
+
+
+def test_local_replacements_file_urls_and_absolute_paths():
+    rules = parse_mirrors("https://gitee.com/=file:///srv/git/gitee.com/;https://github.com/=/srv/my git/github.com/",
+                          "NPUENV_MIRRORS")
+    assert rules == [("https://gitee.com/", "file:///srv/git/gitee.com/"),
+                     ("https://github.com/", "file:///srv/my%20git/github.com/")]
+    mirrors = combine(rules)
+    assert mirrors.local
+    assert mirrors.rewrite("https://github.com/dmlc/decord.git") == "file:///srv/my%20git/github.com/dmlc/decord.git"
+    assert local_path(mirrors.rewrite("https://github.com/dmlc/dlpack")) == "/srv/my git/github.com/dmlc/dlpack"
+
+
+def test_git_may_use_the_file_transport_only_when_a_mirror_is_local():
+    remote = Mirrors(rules=(("https://github.com/", "https://mirror/gh/"),))
+    local = Mirrors(rules=(("https://github.com/", "file:///srv/git/github.com/"),))
+    assert "protocol.file.allow" not in remote.git_env({}).values()
+    env = local.git_env({})
+    assert env["GIT_CONFIG_COUNT"] == "2"
+    assert (env["GIT_CONFIG_KEY_1"], env["GIT_CONFIG_VALUE_1"]) == ("protocol.file.allow", "always")
+
+
+def _git_repo(path, files, env, *, submodule=None):
+    """A repo at `path` with one commit of `files` (and a submodule `sub` at (url, sha)); returns its sha."""
+    subprocess.run(["git", "init", "-q", "-b", "master", str(path)], env=env, check=True)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    if submodule:
+        (path / ".gitmodules").write_text(f'[submodule "sub"]\n\tpath = sub\n\turl = {submodule[0]}\n')
+    subprocess.run(["git", "add", "-A"], cwd=path, env=env, check=True)
+    if submodule:
+        subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"160000,{submodule[1]},sub"], cwd=path,
+                       env=env, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "one"], cwd=path, env=env, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_submodules_come_through_a_local_mirror_only_with_npuenvs_git_env(tmp_path):
+    """Like decord: the submodule URL has no .git, the mirror folder holds bare `<name>.git` repos."""
+    env = {"HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+           "PATH": os.environ.get("PATH", ""), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+    mirror = tmp_path / "mirror" / "example.invalid" / "org"
+    sub_sha = _git_repo(tmp_path / "sub-src", {"a.h": "int a;\n"}, env)
+    _git_repo(tmp_path / "super-src", {"main.c": "int main;\n"}, env,
+              submodule=("https://example.invalid/org/sub", sub_sha))
+    for name in ("sub", "super"):
+        subprocess.run(["git", "clone", "-q", "--bare", str(tmp_path / f"{name}-src"), str(mirror / f"{name}.git")],
+                       env=env, check=True)
+    mirrors = combine(parse_mirrors(f"https://example.invalid/org/={mirror}/", "NPUENV_MIRRORS"))
+    with_mirror = {**env, **mirrors.git_env(env)}
+    subprocess.run(["git", "clone", "-q", "https://example.invalid/org/super.git", str(tmp_path / "co")],
+                   env=with_mirror, check=True)
+    update = ["git", "submodule", "update", "--init", "--depth", "1"]
+    rewrite_only = {**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": with_mirror["GIT_CONFIG_KEY_0"],
+                    "GIT_CONFIG_VALUE_0": with_mirror["GIT_CONFIG_VALUE_0"]}
+    refused = subprocess.run(update, cwd=tmp_path / "co", env=rewrite_only, capture_output=True, text=True)
+    assert refused.returncode != 0 and "transport 'file' not allowed" in refused.stderr
+    subprocess.run(update, cwd=tmp_path / "co", env=with_mirror, check=True, capture_output=True)
+    assert (tmp_path / "co" / "sub" / "a.h").read_text() == "int a;\n"
 
 
 def test_combine_later_layers_override_the_same_prefix():

@@ -1,6 +1,8 @@
 """Downloads: streamed, resumable (Range), retried with backoff, sha256-verified before an atomic rename.
 
 Every request verifies TLS against the bundle built by npuenv.trust; verification is never turned off.
+A `file://` URL (a local mirror) is copied, and verified the same way; a `file://` index is a folder
+laid out as a PEP 503 simple index (`<project>/index.html`, or just the project's files).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Optional
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 
 import requests
 import urllib3
@@ -218,6 +220,28 @@ def _verify_and_place(part: Path, dest: Path, url: str, expected: str) -> Path:
     return dest
 
 
+def _local_path(url: str) -> Optional[Path]:
+    """The path of a file:// URL, None for any other."""
+    parts = urlsplit(url)
+    return Path(unquote(parts.path)) if parts.scheme.lower() == "file" else None
+
+
+def _copy_local(source: Path, part: Path, url: str, progress: Optional[ProgressFn]) -> None:
+    try:
+        total = source.stat().st_size
+        with open(source, "rb") as reader, open(part, "wb") as writer:
+            done = 0
+            while chunk := reader.read(_CHUNK):
+                writer.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise FetchError(f"cannot read {url}: {exc.strerror or exc}",
+                         "check the local mirror (NPUENV_MIRRORS, spec mirrors:) holds that file") from exc
+
+
 def download(url: str, dest: Path, sha256: str, *, ca_bundle: Path,
              progress: Optional[ProgressFn] = None, retries: int = 4, backoff: float = 0.5,
              timeout: float = 60.0) -> Path:
@@ -227,6 +251,10 @@ def download(url: str, dest: Path, sha256: str, *, ca_bundle: Path,
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    local = _local_path(url)
+    if local is not None:
+        _copy_local(local, part, url, progress)
+        return _verify_and_place(part, dest, url, expected)
     stale = part.exists()  # left by an earlier run: if it does not lead to the right file, start afresh
     opts = _Options(str(ca_bundle), timeout, retries, backoff, progress)
     with requests.Session() as session:
@@ -285,13 +313,27 @@ def _get_page(session: requests.Session, url: str, package: str, opts: _Options)
             raise _Transient(f"index page cut off: {exc}") from exc
 
 
+def _local_page(folder: Path, url: str, package: str) -> str:
+    """A local index's project page: its index.html, else links to the files in the project's folder."""
+    if (folder / "index.html").is_file():
+        return (folder / "index.html").read_text(encoding="utf-8", errors="replace")
+    if not folder.is_dir():
+        raise FetchError(f"{package} is not on the index: no folder {folder} ({url})",
+                         "check the package name and the local index folder (and any mirror rewriting it)")
+    return "".join(f'<a href="{quote(p.name)}">{p.name}</a>\n' for p in sorted(folder.iterdir()) if p.is_file())
+
+
 def find_in_index(index_url: str, package: str, filename: str, *, ca_bundle: Path,
                   timeout: float = 60.0) -> str:
     """The absolute URL of `filename` on the PEP 503 page of `package` at `index_url`."""
     url = index_url.rstrip("/") + "/" + normalize_name(package) + "/"
-    opts = _Options(str(ca_bundle), timeout, retries=2, backoff=0.5)
-    with requests.Session() as session:
-        page_url, html = _with_retries(lambda: _get_page(session, url, package, opts), url, opts)
+    local = _local_path(url)
+    if local is not None:
+        page_url, html = url, _local_page(local, url, package)
+    else:
+        opts = _Options(str(ca_bundle), timeout, retries=2, backoff=0.5)
+        with requests.Session() as session:
+            page_url, html = _with_retries(lambda: _get_page(session, url, package, opts), url, opts)
     parser = _Anchors()
     parser.feed(html)
     base = urljoin(page_url, parser.base) if parser.base else page_url
