@@ -21,7 +21,7 @@ from typing import Dict
 
 import pytest
 
-from npuenv import smoke, workspace
+from npuenv import cann, smoke, workspace
 from npuenv.errors import NpuenvError
 from npuenv.plan import compile_steps
 from npuenv.spec import load_spec
@@ -177,8 +177,8 @@ def test_the_command_sources_set_env_with_arguments_never_a_string(tmp_path):
     assert argv[:2] == ["bash", "-c"] and str(set_env) in argv and str(odd) in argv
     assert argv[argv.index("--devices") + 1] == "2" and "--skip-distributed" in argv
     # the same bash prologue, with a probe of its own in place of the script
-    probe = ["bash", "-c", smoke.SOURCE_AND_EXEC, "npuenv-smoke", str(set_env), sys.executable, "-c",
-             "import os, sys; print(os.environ['SMOKE_SOURCED'], sys.argv[1:])", "a b", "$(x)"]
+    probe = cann.sourced([sys.executable, "-c", "import os, sys; print(os.environ['SMOKE_SOURCED'], sys.argv[1:])",
+                          "a b", "$(x)"], set_env)
     out = subprocess.run(probe, capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout == "yes: 0 ['a b', '$(x)']\n", out  # set_env.sh saw no arguments; its chatter went to stderr
     assert "chatter on stdout" in out.stderr and not (tmp_path / "pwned").exists()

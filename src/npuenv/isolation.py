@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from . import cann
 from .atomic import write_atomic
 from .errors import NpuenvError, UsageError
 from .trust import CLIENT_VARS, BundleInfo, build_bundle
@@ -28,8 +29,6 @@ from .workspace import PERSISTENT, Layout
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SHELLS = ("zsh", "bash")
-CANN_SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
-ENV_CANN = "NPUENV_CANN_SET_ENV"  # overrides CANN_SET_ENV when init.sh runs
 DEFAULT_VENV = "MindSpeed-MM/.venv"  # the default spec's env.venv, relative to ROOT/NAME
 INIT_FORMAT = 1
 MARKER = ("# ---- npuenv: your own lines go below this line; they run before the shell starts, "
@@ -146,6 +145,11 @@ class UserPaths:
     def shared_bin(self) -> Path:
         return self.root / ".local" / "bin"
 
+    @property
+    def uv_cache(self) -> Path:
+        """uv's cache, shared by everyone under ROOT: bootstrap uses the same one (workspace.uv_cache_dir)."""
+        return self.root / ".cache" / "uv"
+
     def dirs(self) -> list[tuple[Path, int]]:
         """The folders user.add makes, with their modes."""
         h = self.home
@@ -227,7 +231,7 @@ export NPUENV_USER=@NAME@  # the tag kill-npu goes by: everyone is ma-user
 export HOME=@HOME@
 export XDG_CONFIG_HOME="$HOME/.config" XDG_CACHE_HOME="$HOME/.cache"
 export XDG_DATA_HOME="$HOME/.local/share" XDG_STATE_HOME="$HOME/.local/state"
-export UV_CACHE_DIR="$HOME/.npuenv/cache/uv" UV_PYTHON_INSTALL_DIR="$HOME/.npuenv/python"  # bootstrap's too
+export UV_CACHE_DIR=@UV_CACHE@ UV_PYTHON_INSTALL_DIR="$HOME/.npuenv/python"  # bootstrap's too
 export PIP_CACHE_DIR="$XDG_CACHE_HOME/pip" HF_HOME="$XDG_CACHE_HOME/huggingface"
 export CONDA_ENVS_PATH="$HOME/.conda/envs" CONDA_PKGS_DIRS="$HOME/.conda/pkgs"
 export TMPDIR="$HOME/tmp" TMP="$HOME/tmp" TEMP="$HOME/tmp"
@@ -345,8 +349,8 @@ def render_init(paths: UserPaths, shell: str) -> str:
     q = shlex.quote
     ca = "\n".join(f'  export {var}="$_npuenv_ca"' for var in CLIENT_VARS)
     text = _fill(_INIT, FORMAT=str(INIT_FORMAT), NAME=paths.name, SHELL=shell, HOME=q(str(paths.home)),
-                 CA_EXPORTS=ca, CANN=q(CANN_SET_ENV), VENV=q(str(paths.venv)),
-                 SHARED_BIN=q(str(paths.shared_bin)), MARKER=q(MARKER)) + MARKER + "\n"
+                 CA_EXPORTS=ca, CANN=q(cann.SET_ENV), VENV=q(str(paths.venv)),
+                 SHARED_BIN=q(str(paths.shared_bin)), UV_CACHE=q(str(paths.uv_cache)), MARKER=q(MARKER)) + MARKER + "\n"
     return text.replace("@DIGEST@", _digest(text.replace("@DIGEST@", "0" * 64)))
 
 

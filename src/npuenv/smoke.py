@@ -18,19 +18,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
+from .cann import SET_ENV as CANN_SET_ENV, SET_ENV_VARIABLE as CANN_SET_ENV_VARIABLE, sourced
 from .errors import NpuenvError
 
 SCRIPT = Path(__file__).with_name("smoke_script.py")
 TEST_VIDEO = Path(__file__).with_name("data") / "test-video.mp4"
-CANN_SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
-CANN_SET_ENV_VARIABLE = "NPUENV_CANN_SET_ENV"  # another set_env.sh (user init.sh honours it too)
 DEFAULT_TIMEOUT = 900.0  # the whole script: importing torch_npu, every device, the all-reduce
 ALLREDUCE_TIMEOUT = 300.0
 FOREIGN_VARS = ("VIRTUAL_ENV", "PYTHONHOME")  # the tool env's, when npuenv runs under `uv run`
-# set_env.sh is sourced with no arguments of its own (as a user would), its chatter kept off stdout
-SOURCE_AND_EXEC = ('set_env=$1; shift; argv=("$@"); set --; '
-                   '. "$set_env" >&2 || echo "npuenv: sourcing $set_env exited with $?" >&2; '
-                   'exec "${argv[@]}"')
 SYMBOLS = {"ok": "✓", "failed": "✗", "skipped": "-"}
 TAIL_LINES = 20
 
@@ -93,11 +88,6 @@ class SmokeReport:
 
 # --- where things are ---------------------------------------------------------------------------------
 
-def set_env_candidate(env: Mapping[str, str]) -> Path:
-    """$NPUENV_CANN_SET_ENV, else the toolkit's default set_env.sh (which may not exist)."""
-    return Path(env.get(CANN_SET_ENV_VARIABLE) or CANN_SET_ENV)
-
-
 def npu_device_glob(env: Mapping[str, str]) -> str:
     from .killnpu import DEVICE_GLOB_VARIABLE
     from .procs import DEFAULT_DEVICE_GLOB
@@ -137,9 +127,7 @@ def smoke_argv(python: str, *, set_env: Optional[Path] = None, video: Optional[P
         argv.append("--skip-distributed")
     if project is not None:
         argv += ["--project", os.fspath(project)]
-    if set_env is not None:
-        argv = ["bash", "-c", SOURCE_AND_EXEC, "npuenv-smoke", os.fspath(set_env), *argv]
-    return argv
+    return sourced(argv, set_env, "npuenv-smoke")
 
 
 def run_smoke(python: str, *, cann_set_env: Optional[Path], env: Mapping[str, str],

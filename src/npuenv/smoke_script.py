@@ -208,12 +208,12 @@ class Smoke:
         import mindspeed.megatron_adaptor  # noqa: F401  (how MindSpeed is used: the adaptor patches megatron)
         import mindspeed
 
-        return "mindspeed %s (%s)" % (dist_version("mindspeed", mindspeed), os.path.dirname(mindspeed.__file__))
+        return "mindspeed %s (%s)" % (dist_version("mindspeed", mindspeed), folder_of(mindspeed))
 
     def megatron(self):
-        import megatron
+        import megatron  # Megatron-LM core_r0.8.0 has no megatron/__init__.py: a namespace package
 
-        return os.path.dirname(megatron.__file__)
+        return folder_of(megatron)
 
     def decord(self):
         import decord
@@ -256,6 +256,14 @@ def dist_version(name, module):
         return version(name)
     except Exception:
         return getattr(module, "__version__", "?")
+
+
+def folder_of(module):
+    """Where a package lives: its __init__'s folder, or for a namespace package (no __init__.py, so
+    __file__ is None) the first folder of its __path__."""
+    if getattr(module, "__file__", None):
+        return os.path.dirname(module.__file__)
+    return list(getattr(module, "__path__", None) or ["?"])[0]
 
 
 def run_bounded(argv, timeout):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from .. import smoke
+from .. import cann, smoke
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, drifted, missing
 
@@ -37,7 +37,7 @@ class SmokeStep(Step):
         return {"env": ctx.spec.fragment("env"), "interpreter": [python.get("interpreter"), python.get("version")],
                 "lock": ctx.state.resolved("env").get("lock_sha256"), "builds": builds,
                 "script": sha256_file(smoke.SCRIPT), "npus": smoke.npu_devices(ctx.env),
-                "set_env": str(smoke.set_env_candidate(ctx.env))}
+                "set_env": str(cann.set_env_candidate(ctx.env))}
 
     def check(self, ctx: Context) -> Checked:
         recorded = ctx.state.resolved(self.id)
@@ -55,7 +55,7 @@ class SmokeStep(Step):
             log.write(f"no device files match {glob}: {NO_NPUS}, nothing to test\n")
             return {"skipped": NO_NPUS, "device_glob": glob}
         report = smoke.run_smoke(str(smoke.target_python(self.spec, ctx.root)),
-                                 cann_set_env=smoke.set_env_candidate(ctx.env), env=ctx.env,
+                                 cann_set_env=cann.set_env_candidate(ctx.env), env=ctx.env,
                                  project=smoke.project_dir(self.spec, ctx.root), tmpdir=ctx.home / "tmp")
         log.write("\n".join(smoke.render_lines(report)) + "\n")
         for probe in report.failed:

@@ -16,15 +16,16 @@ from .boundary import boundary, positive_int
 @task(
     help={
         "root": "workspace folder (default /home/ma-user/work/$NPUENV_USER)",
-        "spec": f"spec name in env_specs/ or a path to a YAML file (default {DEFAULT_SPEC})",
+        "spec": f"spec name in env_specs/ or a path to a YAML file (default: the spec this workspace was made with, else {DEFAULT_SPEC})",
         "json": "print the result as one JSON object instead of a table",
         "devices": "test this many NPUs (default: all that torch_npu sees)",
     },
 )
 @boundary
-def smoke(c, root=None, spec=DEFAULT_SPEC, json_=False, devices=None):
+def smoke(c, root=None, spec=None, json_=False, devices=None):
     """Smoke-test the target env: torch_npu, every NPU, an HCCL all-reduce, MindSpeed, decord."""
     from .. import smoke as lib, workspace
+    from ..cann import set_env_candidate
     from ..errors import NpuenvError, UsageError
     from ..report import Console
     from ..spec import load_spec
@@ -34,7 +35,7 @@ def smoke(c, root=None, spec=DEFAULT_SPEC, json_=False, devices=None):
     if root and not Path(root).expanduser().is_dir():
         raise UsageError(f"--root {root}: no such folder", hint="pass the workspace that bootstrap made")
     folder = workspace.resolve_root(root, os.environ)
-    loaded = load_spec(spec)
+    loaded = load_spec(workspace.spec_argument(spec, folder))
     if loaded.env is None:
         raise UsageError(f"the spec {loaded.name} has no env: there is no target env to test")
     python = lib.target_python(loaded, folder)
@@ -43,7 +44,7 @@ def smoke(c, root=None, spec=DEFAULT_SPEC, json_=False, devices=None):
                           hint=f"make it first: invoke bootstrap --root {folder}")
     if not json_ and not lib.npu_devices(os.environ):
         console.line(f"note: no NPU device files match {lib.npu_device_glob(os.environ)} on this machine")
-    report = lib.run_smoke(str(python), cann_set_env=lib.set_env_candidate(os.environ), env=os.environ,
+    report = lib.run_smoke(str(python), cann_set_env=set_env_candidate(os.environ), env=os.environ,
                            devices=count, project=lib.project_dir(loaded, folder),
                            tmpdir=workspace.Layout(folder).home / "tmp")
     if json_:
