@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -125,7 +127,9 @@ def test_a_half_written_entry_is_not_an_entry(tmp_path):
 
 
 def test_auto_strategy_takes_the_prebuilt_wheel_only_where_it_installs():
-    decord = load_spec("mindspeed-mm-internvl2.5").builds["decord"]
+    default = load_spec("mindspeed-mm-internvl2.5").builds["decord"]
+    assert choose_strategy(default, "x86_64", "2.36") == "source"  # the default builds decord, as the team did
+    decord = dataclasses.replace(default, strategy="auto")
     assert choose_strategy(decord, "x86_64", "2.36") == "wheel"
     assert choose_strategy(decord, "aarch64", "2.28") == "wheel"
     assert choose_strategy(decord, "aarch64", "2.17") == "source"  # CentOS 7-era glibc
@@ -147,3 +151,113 @@ def test_pkgconfig_conditions_split_and_judge_versions():
     assert toolchain.version_problems(["libavcodec>=58,<61", "libavformat"], found) == [
         "libavcodec 61.3.100 (FFmpeg 7) does not satisfy >=58,<61"]
     assert toolchain.version_problems(["libavcodec>=58,<62"], found) == []
+
+
+# --- a built wheel with an invalid version (Ascend apex's 0.1-ascend) --------------------------------------
+
+
+def _apex_like_wheel(folder, version_in_name="0.1_ascend", metadata_version="0.1-ascend"):
+    """A wheel named and filled the way setuptools 65.7 + wheel write apex after Ascend's npu.patch."""
+    import zipfile
+
+    from tests.world.wheels import _record_hash
+
+    dist_info = f"apex-{version_in_name}.dist-info"
+    entries = {
+        "apex/__init__.py": b"import apex_C\n",
+        "apex_C.cpython-310-x86_64-linux-gnu.so": b"\x7fELF stand-in",
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: apex\nVersion: {metadata_version}\n\nApex.\n".encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp310-cp310-linux_x86_64\n",
+        f"{dist_info}/top_level.txt": b"apex\napex_C\n",
+    }
+    record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d in entries.items()) + f"{dist_info}/RECORD,,\n"
+    entries[f"{dist_info}/RECORD"] = record.encode()
+    path = folder / f"apex-{version_in_name}-cp310-cp310-linux_x86_64.whl"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_installers_refuse_the_apex_wheel_name_and_reversion_fixes_it(tmp_path):
+    import base64
+    import hashlib
+    import zipfile
+
+    from npuenv.reversion import installable, name_problem
+
+    built = _apex_like_wheel(tmp_path / "dist")
+    assert "invalid version" in name_problem(built.name).lower()
+    fixed, note = installable(built, "0.1+ascend", tmp_path / "out", "builds.apex")
+    assert fixed.name == "apex-0.1+ascend-cp310-cp310-linux_x86_64.whl" and not name_problem(fixed.name)
+    assert "re-versioned apex-0.1_ascend" in note
+    with zipfile.ZipFile(fixed) as archive:
+        names = archive.namelist()
+        assert not any("0.1_ascend" in n for n in names)
+        assert "apex-0.1+ascend.dist-info/METADATA" in names and "apex/__init__.py" in names
+        metadata = archive.read("apex-0.1+ascend.dist-info/METADATA").decode()
+        assert "Version: 0.1+ascend\n" in metadata and "0.1-ascend" not in metadata
+        record = archive.read("apex-0.1+ascend.dist-info/RECORD").decode().splitlines()
+        assert record[-1] == "apex-0.1+ascend.dist-info/RECORD,,"
+        for line in record[:-1]:  # every other entry's hash and size are right
+            path, digest, size = line.rsplit(",", 2)
+            data = archive.read(path)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert (digest, int(size)) == (f"sha256={expected}", len(data)), path
+        assert len(record) == len(names)
+        assert archive.read("apex_C.cpython-310-x86_64-linux-gnu.so") == b"\x7fELF stand-in"
+
+
+def test_a_valid_wheel_is_kept_and_an_invalid_one_without_a_version_is_refused(tmp_path):
+    from npuenv.reversion import WheelNameError, installable
+
+    valid = _apex_like_wheel(tmp_path / "ok", "0.1+ascend", "0.1+ascend")
+    assert installable(valid, "9.9", tmp_path / "out", "builds.apex") == (valid, "")
+    invalid = _apex_like_wheel(tmp_path / "bad")
+    with pytest.raises(WheelNameError) as caught:
+        installable(invalid, None, tmp_path / "out", "builds.apex")
+    assert "no installer accepts" in caught.value.message and "builds.apex.version" in caught.value.hint
+    with pytest.raises(WheelNameError, match="does not make"):
+        installable(invalid, "not a version", tmp_path / "out", "builds.apex")
+
+
+def test_uv_installs_the_reversioned_wheel_and_refuses_the_original(tmp_path):
+    """Real uv, into a real venv: the reason for all this."""
+    from npuenv.reversion import reversion
+    from npuenv.workspace import uv_binary
+
+    built = _apex_like_wheel(tmp_path / "dist")
+    venv = tmp_path / "venv"
+    env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_NO_CONFIG": "1", "UV_OFFLINE": "1"}
+    subprocess.run([uv_binary(), "venv", "--quiet", "--python", sys.executable, str(venv)], env=env, check=True)
+    refused = subprocess.run([uv_binary(), "pip", "install", "--python", str(venv / "bin" / "python"), "--no-deps",
+                              str(built)], env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "0.1_ascend" in refused.stderr
+    fixed = reversion(built, "0.1+ascend", tmp_path / "out")
+    # the tag says cp310/linux_x86_64: install it as files, whatever this interpreter is
+    subprocess.run([uv_binary(), "pip", "install", "--python", str(venv / "bin" / "python"), "--no-deps",
+                    "--python-platform", "x86_64-manylinux_2_17", "--python-version", "3.10", "--target",
+                    str(tmp_path / "target"), str(fixed)], env=env, check=True, capture_output=True)
+    installed = list((tmp_path / "target").glob("apex-*.dist-info"))
+    assert [p.name for p in installed] == ["apex-0.1+ascend.dist-info"]
+    assert "Version: 0.1+ascend" in (installed[0] / "METADATA").read_text()
+
+
+def test_the_cache_never_holds_an_invalid_wheel(tmp_path):
+    from npuenv.reversion import WheelNameError
+
+    cache = WheelCache(tmp_path / "wheels")
+    invalid = _apex_like_wheel(tmp_path / "dist")
+    with pytest.raises(WheelNameError, match="not caching it"):
+        cache.put("apex", "k" * 20, invalid, {})
+    assert not (tmp_path / "wheels" / "built" / "apex" / ("k" * 20)).exists()
+    # an entry an older npuenv left with such a wheel is not an entry: the next build replaces it
+    folder = tmp_path / "wheels" / "built" / "apex" / ("j" * 20)
+    folder.mkdir(parents=True)
+    shutil.copy2(invalid, folder / invalid.name)
+    (folder / "key.json").write_text(json.dumps({"build": "apex", "key": "j" * 20, "wheel": invalid.name}))
+    assert cache.get("apex", "j" * 20) is None and cache.entries() == []
+    valid = _apex_like_wheel(tmp_path / "ok", "0.1+ascend", "0.1+ascend")
+    assert cache.put("apex", "j" * 20, valid, {}).wheel.name == valid.name
+    assert [e.wheel.name for e in cache.entries()] == [valid.name]

@@ -228,7 +228,8 @@ class Engine:
         try:
             decision = self.decide(step, forced)
             if not decision.run:
-                return Outcome(step.id, "up-to-date", decision.reason, time.monotonic() - began)
+                return Outcome(step.id, "up-to-date", decision.reason, time.monotonic() - began,
+                               note=_note(self.ctx.state.resolved(step.id)))
             self.reporter.started(step.id, decision.reason)
             with open(log_path, "w", encoding="utf-8") as log:
                 log.write(f"# {step.id}: {decision.reason}\n")
@@ -248,11 +249,17 @@ class Engine:
                     raise
             seconds = time.monotonic() - began
             self.ctx.state.save_step(step.id, self.fingerprint(step), resolved, seconds)
-            note = f"skipped: {resolved['skipped']}" if resolved.get("skipped") else ""
-            return Outcome(step.id, "done", decision.reason, seconds, log=log_path, note=note)
+            return Outcome(step.id, "done", decision.reason, seconds, log=log_path, note=_note(resolved))
         except Exception as exc:  # reported by the caller, with the log
             return Outcome(step.id, "failed", _first_line(exc), time.monotonic() - began,
                            error=exc, log=log_path if log_path.exists() else None)
+
+
+def _note(resolved: dict) -> str:
+    """What a step wants said beside its result: why it had nothing to do, what it could not verify."""
+    if resolved.get("skipped"):
+        return f"skipped: {resolved['skipped']}"
+    return str(resolved.get("note") or "")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -99,7 +99,8 @@ class Console:
         self.line("")
         self.line(f"{'step':<{width}}  {'result':<10}  {'seconds':>7}")
         for o in report.outcomes:
-            self.line(f"{o.step_id:<{width}}  {o.result:<10}  {o.seconds:7.1f}")
+            note = f"  {o.note}" if o.note else ""
+            self.line(f"{o.step_id:<{width}}  {o.result:<10}  {o.seconds:7.1f}{note}")
         busy = sum(o.seconds for o in report.outcomes if o.result in ("done", "failed"))
         counts = {r: sum(o.result == r for o in report.outcomes) for r in SYMBOLS}
         self.line(f"{counts['done']} done, {counts['up-to-date']} up to date, {counts['failed']} failed, "

@@ -1,7 +1,9 @@
 """Built wheels, stored in the wheelhouse under a content key, so a rebuild with the same inputs is a copy.
 
 Layout: wheels/built/<build>/<key>/<file>.whl with key.json beside it (the inputs, for `invoke wheels`).
-An entry appears by renaming a finished folder into place: a half-written wheel is never seen.
+An entry appears by renaming a finished folder into place: a half-written wheel is never seen. A wheel
+that installers refuse (an invalid version in its name) never enters, and one an older npuenv left is
+not an entry: the next build replaces it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class WheelCache:
 
     def put(self, build: str, key: str, wheel: Path, inputs: dict[str, Any]) -> Entry:
         """Copy `wheel` into the cache under `key` (atomically: a temp folder renamed into place)."""
+        from .reversion import WheelNameError, name_problem
+
+        problem = name_problem(wheel.name)
+        if problem:
+            raise WheelNameError(f"{wheel.name} is not installable ({problem}): not caching it")
         final = self.folder(build, key)
         tmp = final.parent / f".{key}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -80,6 +87,12 @@ class WheelCache:
         except (OSError, ValueError):
             return None
         wheel = folder / meta.get("wheel", "")
-        if not wheel.is_file():
+        if not wheel.is_file() or not _valid_name(wheel.name):
             return None
         return Entry(meta["build"], meta["key"], wheel, meta.get("inputs", {}), meta.get("created", 0.0))
+
+
+def _valid_name(filename: str) -> bool:
+    from .reversion import name_problem
+
+    return not name_problem(filename)

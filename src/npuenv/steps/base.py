@@ -42,10 +42,11 @@ class Context:
     uv: str
     arch: str
     state: State
-    python: Optional[str] = None  # an interpreter the user named
+    python: Optional[dict] = None  # the interpreter the user named (--python), probed: executable, version
     progress: Callable[[str, int, Optional[int]], None] = field(default=lambda *a: None)
     status: Callable[[str, str], None] = field(default=lambda *a: None)  # a live one-line status per step
     jobs: int = 1  # cores a build may use
+    forced: frozenset = frozenset()  # step ids the user forced: they redo their work (a build skips its cache)
 
     @property
     def home(self) -> Path:

@@ -3,6 +3,9 @@ kept in the wheel cache under a content key, installed into the target env and v
 
 The strategy `auto` takes the prebuilt wheel when this platform has one (architecture and glibc),
 else builds. A cache hit installs in seconds and runs no compiler: the toolchain is not even probed.
+A built wheel that installers refuse (apex's `0.1-ascend`) is re-versioned before it is cached;
+`--force` skips the cache. Everything run with the target interpreter has CANN sourced when CANN is
+installed; where it is not, the spec's `cann_check` is recorded as not verified here.
 """
 
 from __future__ import annotations
@@ -14,11 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import Version
-
-from .. import buildlog, toolchain
+from .. import buildlog, cann, toolchain
 from ..errors import NpuenvError
 from ..proc import CommandFailed, run, run_streaming
 from ..wheelcache import WheelCache, cache_key
@@ -47,6 +46,8 @@ def choose_strategy(build: Any, arch: str, glibc: Optional[str]) -> str:
     prebuilt = build.prebuilt
     if prebuilt is None or arch not in prebuilt.files:
         return "source"
+    from packaging.version import Version
+
     if build.glibc and (glibc is None or Version(glibc) < Version(build.glibc)):
         return "source"
     return "wheel"
@@ -83,7 +84,9 @@ class BuildStep(Step):
     # --- the three verbs -----------------------------------------------------------------------------
 
     def fingerprint(self, ctx: Context) -> Any:
-        return {"build": ctx.spec.fragment("builds", self.name), "strategy": self.strategy(ctx), "arch": ctx.arch}
+        # CANN appearing (the same workspace on an NPU box) re-runs the check that needs it
+        return {"build": ctx.spec.fragment("builds", self.name), "strategy": self.strategy(ctx), "arch": ctx.arch,
+                "cann": bool(self.build.cann_check) and cann.set_env_present(ctx.env) is not None}
 
     def check(self, ctx: Context) -> Checked:
         recorded = ctx.state.resolved(self.id)
@@ -95,6 +98,8 @@ class BuildStep(Step):
         return OK
 
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        from packaging.utils import parse_wheel_filename
+
         if self.strategy(ctx) == "wheel":
             entry = self.build.prebuilt.files[ctx.arch]
             fetch_pinned(ctx, self.id, self.build.prebuilt, entry, log)
@@ -103,8 +108,8 @@ class BuildStep(Step):
             wheel, facts = self._from_source(ctx, log)
         dist = parse_wheel_filename(wheel.name)[0]
         self._install(ctx, wheel, dist, log)
-        self._verify(ctx, log)
-        return {**facts, "wheel": str(wheel), "dist": dist, "dist_info": self._dist_info(ctx, dist)}
+        verified = self._verify(ctx, log)
+        return {**facts, **verified, "wheel": str(wheel), "dist": dist, "dist_info": self._dist_info(ctx, dist)}
 
     # --- building ------------------------------------------------------------------------------------
 
@@ -118,9 +123,12 @@ class BuildStep(Step):
                 "patches": patches, "python": "cp" + "".join(python.split(".")[:2]),
                 "platform": f"linux_{ctx.arch}", "glibc": glibc_version(),
                 "versions": {k: self._version_of(ctx, k) for k in self.build.key},
-                "commands": [list(c) for c in self.build.commands], "clean": list(self.build.clean)}
+                "commands": [list(c) for c in self.build.commands], "clean": list(self.build.clean),
+                "version": self.build.version}
 
     def _version_of(self, ctx: Context, item: str) -> Optional[str]:
+        from packaging.utils import canonicalize_name
+
         if item.startswith("pkgconfig:"):
             return toolchain.pkgconfig_version(item.split(":", 1)[1], ctx.env)
         packages = {canonicalize_name(k): v for k, v in ctx.state.resolved("env").get("packages", {}).items()}
@@ -130,16 +138,27 @@ class BuildStep(Step):
         inputs = self.key_inputs(ctx)
         key = cache_key(inputs)
         cache = WheelCache(ctx.wheels_dir)
-        entry = cache.get(self.build.name, key)
+        entry = None if self.id in ctx.forced else cache.get(self.build.name, key)
         if entry is not None:
             log.write(f"cache hit: {entry.wheel} (key {key}); nothing to compile\n")
             return entry.wheel, {"strategy": "source", "key": key, "cached": True, "inputs": inputs}
-        log.write(f"cache miss (key {key}): building\n{json.dumps(inputs, indent=2)}\n")
+        why = "forced: rebuilding" if self.id in ctx.forced else "cache miss"
+        log.write(f"{why} (key {key}): building\n{json.dumps(inputs, indent=2)}\n")
         self._preflight(ctx)
-        built = self._compile(ctx, log)
+        built = self._installable(ctx, self._compile(ctx, log), log)
         entry = cache.put(self.build.name, key, built, inputs)
         log.write(f"cached {entry.wheel}\n")
         return entry.wheel, {"strategy": "source", "key": key, "cached": False, "inputs": inputs}
+
+    def _installable(self, ctx: Context, built: Path, log: IO[str]) -> Path:
+        """The built wheel, re-versioned beside it when its own version is invalid (nothing invalid is cached)."""
+        from ..reversion import installable
+
+        wheel, note = installable(built, self.build.version, built.parent / ".npuenv-reversioned",
+                                  f"builds.{self.build.name}")
+        if note:
+            log.write(note + "\n")
+        return wheel
 
     def _preflight(self, ctx: Context) -> None:
         """Fail in a second, with the install command for this distribution, not minutes into a build."""
@@ -152,6 +171,9 @@ class BuildStep(Step):
         command = toolchain.install_command(toolchain.read_os_release(), found.missing)
         if found.missing:
             hint = f"install them: {' '.join(command)}" if command else "install the missing tools and headers"
+            if self.build.prebuilt is not None:
+                hint += (f"; or take the prebuilt {self.build.prebuilt.package} wheel instead: "
+                         f"`strategy: wheel` under builds.{self.build.name} in your spec")
         elif versions:
             hint = (f"build against a version the spec allows (builds.{self.build.name}.requires.pkgconfig), "
                     "point PKG_CONFIG_PATH at one, or use a prebuilt wheel (strategy: wheel) where the spec has one")
@@ -160,6 +182,9 @@ class BuildStep(Step):
         raise NpuenvError(f"cannot build {self.build.name}: " + "; ".join(problems), hint=hint)
 
     def _unmet_packages(self, ctx: Context) -> list[str]:
+        from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
+
         installed = {canonicalize_name(k): v for k, v in ctx.state.resolved("env").get("packages", {}).items()}
         problems = []
         for text in self.build.packages:
@@ -202,9 +227,11 @@ class BuildStep(Step):
         def status(line: str) -> None:
             ctx.status(self.id, f"{time.monotonic() - began:5.0f}s  {line.strip()[:100]}")
 
+        set_env = cann.set_env_present(ctx.env)
         for command in self.build.commands:
             try:
-                run_streaming(self._argv(ctx, command), cwd=source, env=env, log=log, on_line=status)
+                run_streaming(cann.sourced(self._argv(ctx, command), set_env), cwd=source, env=env, log=log,
+                              on_line=status)
             except CommandFailed as exc:
                 raise self._failure(exc, log) from None
         built = sorted(glob.glob(str(source / self.build.wheels)))
@@ -226,25 +253,68 @@ class BuildStep(Step):
 
     def _install(self, ctx: Context, wheel: Path, dist: str, log: IO[str]) -> None:
         env = {k: v for k, v in ctx.env.items() if k not in ("VIRTUAL_ENV", "UV_INDEX_URL", "UV_INDEX")}
-        run([ctx.uv, "pip", "install", "--python", str(self.venv_python(ctx)), "--reinstall-package", dist, "--default-index", ctx.mirrors.rewrite(self.spec.index), str(wheel)],
+        python = str(self.venv_python(ctx))
+        rivals = self._rivals(ctx, dist)
+        if rivals:  # decord and decord2 both install decord/: one at a time
+            log.write(f"removing {', '.join(rivals)}: {dist} provides the same import\n")
+            run([ctx.uv, "pip", "uninstall", "--python", python, *rivals], env=env, log=log)
+        run([ctx.uv, "pip", "install", "--python", python, "--reinstall-package", dist,
+             "--default-index", ctx.mirrors.rewrite(self.spec.index), str(wheel)],
             env=env, log=log, hint="the wheel's dependencies must come from the spec's index")
 
-    def _verify(self, ctx: Context, log: IO[str]) -> None:
-        if not self.build.check:
-            return
-        env = dict(ctx.env, NPUENV_TEST_VIDEO=str(TEST_VIDEO))
+    def _rivals(self, ctx: Context, dist: str) -> list[str]:
+        """The build's other distributions (source vs prebuilt) that are installed in the target env."""
+        from packaging.utils import canonicalize_name
+
+        names = {self.build.package, *([self.build.prebuilt.package] if self.build.prebuilt else [])}
+        others = sorted({canonicalize_name(n) for n in names} - {canonicalize_name(dist)})
+        if not others:
+            return []
+        code = ("import importlib.metadata as m, sys\n"
+                "for name in sys.argv[1:]:\n"
+                "    try: m.distribution(name); print(name)\n"
+                "    except m.PackageNotFoundError: pass\n")
+        proc = run([str(self.venv_python(ctx)), "-c", code, *others], env=ctx.env)
+        return proc.stdout.split()
+
+    def _target_run(self, ctx: Context, code: str, *args: str, env: Optional[dict[str, str]] = None):
+        """Python in the target env, with CANN sourced where it is installed."""
+        env = dict(ctx.env if env is None else env)
         env.pop("VIRTUAL_ENV", None)
-        proc = run([str(self.venv_python(ctx)), "-c", self.build.check], env=env, check=False)
-        log.write(f"check:\n{self.build.check}\n{proc.stdout}{proc.stderr}")
+        argv = cann.sourced([str(self.venv_python(ctx)), "-c", code, *args], cann.set_env_present(ctx.env))
+        return run(argv, env=env, check=False)
+
+    def _verify(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        """The spec's check everywhere; its cann_check where CANN is installed, else recorded as not verified."""
+        with_cann = cann.set_env_present(ctx.env) is not None
+        parts = [("check", self.build.check)]
+        if self.build.cann_check:
+            parts.append(("cann_check", self.build.cann_check if with_cann else ""))
+        env = dict(ctx.env, NPUENV_TEST_VIDEO=str(TEST_VIDEO))
+        for field_name, code in parts:
+            if code:
+                self._run_check(ctx, field_name, code, env, log)
+        if self.build.cann_check and not with_cann:
+            skipped = self.build.cann_check.strip().replace("\n", "; ")
+            log.write(f"cann_check ({skipped}): {cann.NOT_VERIFIED} ({cann.set_env_candidate(ctx.env)} is absent)\n")
+            return {"note": f"{cann.NOT_VERIFIED} ({skipped})", "not_verified": skipped}
+        return {}
+
+    def _run_check(self, ctx: Context, field_name: str, code: str, env: dict[str, str], log: IO[str]) -> None:
+        proc = self._target_run(ctx, code, env=env)
+        log.write(f"{field_name}:\n{code}\n{proc.stdout}{proc.stderr}")
         if proc.returncode != 0:
             last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["(no output)"]
             raise NpuenvError(f"{self.build.package} was installed but its check failed: {last[0]}",
-                              hint=f"the check is builds.{self.build.name}.check in the spec; the log has "
+                              hint=f"the check is builds.{self.build.name}.{field_name} in the spec; the log has "
                                    "the whole output")
 
     def _dist_info(self, ctx: Context, dist: str) -> str:
         """The installed distribution's metadata folder: its presence is the cheap check."""
         code = ("import importlib.metadata as m, sys; d = m.distribution(sys.argv[1]); "
                 "print(next(d.locate_file(f).parent for f in d.files if f.name == 'METADATA'))")
-        proc = run([str(self.venv_python(ctx)), "-c", code, dist], env=ctx.env)
-        return proc.stdout.strip()
+        proc = self._target_run(ctx, code, dist)
+        if proc.returncode != 0:
+            raise NpuenvError(f"{dist} is not installed in the target env after installing it: "
+                              f"{(proc.stdout + proc.stderr).strip()[-300:]}")
+        return proc.stdout.strip().splitlines()[-1]
