@@ -8,6 +8,7 @@ wheels, the world's HTTPS server for the TLS handshakes, and the task run as a s
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from npuenv.doctor.base import Check, CheckResult, Status, ok, run_checks
 from npuenv.doctor.context import build_context
 from npuenv.errors import UsageError
 from npuenv.killnpu import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE
+from npuenv.spec import load_spec
 from npuenv.trust import CLIENT_VARS, build_bundle
 from tests.world.cann import TORCH_NPU_NEEDS_CANN, StandInCann, make_cann
 from tests.world.fixtures import World, clean_env
@@ -65,7 +67,7 @@ class Box:
     env: Dict[str, str]
 
     def ctx(self, env: Dict[str, str] = None, root: object = "default", **fields: object):
-        ctx = build_context(root=str(self.root) if root == "default" else root, spec="mindspeed-mm-internvl2.5",
+        ctx = build_context(root=str(self.root) if root == "default" else root, spec=None,
                             environ=self.env if env is None else env)
         return replace(ctx, **{"free_fail_bytes": 0, "free_warn_bytes": 0, **fields})
 
@@ -182,19 +184,46 @@ def _os_release(tmp: Path, family: str) -> str:
     return str(path)
 
 
+def _torch_npu_wheel(folder: Path, arch: str, requires: str) -> Path:
+    """A stand-in torch_npu wheel whose METADATA says what the real one for `arch` requires."""
+    import zipfile
+
+    entry = load_spec("mindspeed-mm-internvl2.5").wheels["torch_npu"].files[arch]
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / entry.filename, "w") as archive:
+        archive.writestr("torch_npu-2.1.0.post8.dist-info/METADATA",
+                         f"Metadata-Version: 2.1\nName: torch_npu\nVersion: 2.1.0.post8\nRequires-Dist: {requires}\n")
+    return folder / entry.filename
+
+
 def test_system_checks(box: Box) -> None:
     ctx = box.ctx()
-    assert result(replace(ctx, arch="aarch64"), "system.arch") == ok("aarch64")
+    assert result(replace(ctx, arch="aarch64"), "system.arch") == ok("aarch64: the spec has what it needs here")
     arch = result(replace(ctx, arch="riscv64"), "system.arch")
-    assert arch.status is Status.FAIL and "torch_npu (aarch64, x86_64)" in arch.finding
+    assert arch.status is Status.FAIL and "torch_npu has no wheel for riscv64 (it has: aarch64, x86_64)" in arch.finding
     assert result(replace(ctx, glibc="2.36"), "system.glibc") == ok("glibc 2.36")
-    old = result(replace(ctx, glibc="2.17"), "system.glibc")
-    assert old.status is Status.OK and "build from source: decord (needs 2.28)" in old.finding
+    assert result(replace(ctx, glibc="2.17"), "system.glibc") == ok("glibc 2.17")  # decord builds from source anyway
     assert status(replace(ctx, glibc="2.12"), "system.glibc") is Status.FAIL
     assert status(replace(ctx, glibc=None), "system.glibc") is Status.FAIL
     assert result(replace(ctx, os_release=_os_release(box.tmp, "euler")), "system.os") == ok(
         "EulerOS 2.0 (SP10) (yum/dnf)")
     assert status(replace(ctx, os_release=_os_release(box.tmp, "plan9")), "system.os") is Status.WARN
+
+
+def test_system_arch_fails_where_the_spec_cannot_resolve_the_target_env(box: Box) -> None:
+    """x86_64's torch_npu requires torch==2.1.0+cpu, which only PyTorch's CPU index has (UPSTREAM.md)."""
+    wheels = box.tmp / "wheels"
+    _torch_npu_wheel(wheels, "x86_64", "torch (==2.1.0+cpu)")
+    ctx = replace(box.ctx(), arch="x86_64", wheels_dir=wheels)
+    assert result(ctx, "system.arch") == ok("x86_64: the spec has what it needs here (a build box: Ascend NPU "
+                                            "boxes are aarch64)")
+    one_index = replace(ctx.spec, env=replace(ctx.spec.env, sources=()))
+    found = result(replace(ctx, spec=one_index), "system.arch")
+    assert found.status is Status.FAIL
+    assert "the torch_npu wheel for x86_64 requires torch==2.1.0+cpu" in found.finding
+    assert "env.sources.torch" in found.finding
+    _torch_npu_wheel(wheels, "aarch64", "torch (==2.1.0)")
+    assert status(replace(ctx, spec=one_index, arch="aarch64"), "system.arch") is Status.OK
 
 
 # --- storage -------------------------------------------------------------------------------------------
@@ -428,7 +457,7 @@ def test_trust_bundle(box: Box) -> None:
     assert found.status is Status.OK and found.finding.startswith(f"{box.bundle}: ")
     box.bundle.unlink()
     gone = result(box.ctx(), "trust.bundle")
-    assert gone.status is Status.FAIL and f"invoke bootstrap --root {box.root} --dry-run" in gone.fix
+    assert gone.status is Status.FAIL and f"invoke bootstrap --root {box.root} --only python" in gone.fix
 
 
 def test_trust_clients(box: Box, tmp_path: Path) -> None:
@@ -479,8 +508,13 @@ def test_trust_online_handshakes_through_the_mirrors(world: World, box: Box, tmp
 # --- toolchain -----------------------------------------------------------------------------------------
 
 
+def _decord_strategy(ctx, strategy: str):
+    builds = dict(ctx.spec.builds, decord=replace(ctx.spec.builds["decord"], strategy=strategy))
+    return replace(ctx, spec=replace(ctx.spec, builds=builds))
+
+
 def test_toolchain_when_nothing_builds_from_source(box: Box) -> None:
-    ctx = box.ctx(glibc="2.36")  # decord2 comes prebuilt; apex still builds from source
+    ctx = _decord_strategy(box.ctx(glibc="2.36"), "auto")  # decord2 comes prebuilt; apex still builds from source
     assert result(ctx, "toolchain.uv").finding.startswith("uv ")
     assert result(ctx, "toolchain.git").finding.startswith("git version ")
     assert status(ctx, "toolchain.ffmpeg") is Status.SKIP
@@ -490,7 +524,8 @@ def test_toolchain_when_nothing_builds_from_source(box: Box) -> None:
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("cmake", "c++", "patch", "pkg-config")),
                     reason="needs cmake, a C++ compiler, patch and pkg-config on this machine")
 def test_toolchain_for_source_builds(box: Box, tmp_path: Path) -> None:
-    old = box.ctx(glibc="2.17")  # too old for decord2: decord builds from source
+    old = _decord_strategy(box.ctx(glibc="2.17"), "auto")  # too old for decord2: decord builds from source
+    assert result(box.ctx(glibc="2.36"), "toolchain.cmake").status is Status.OK  # the default spec builds it anyway
     assert result(old, "toolchain.cmake").finding.startswith("cmake version ")
     assert result(old, "toolchain.compiler").status is Status.OK
     if ffmpeg_4_to_6():
@@ -569,13 +604,18 @@ class TargetBox:
     site: Path
     cann: StandInCann
 
+    @property
+    def torch(self) -> str:
+        """The torch the world installs: x86_64's torch_npu requires PyTorch's CPU build (UPSTREAM.md)."""
+        return "2.1.0+cpu" if platform.machine() == "x86_64" else "2.1.0"
+
     def env(self, cann: bool = True) -> Dict[str, str]:
         env = base_env()  # CANN is NOT sourced here: the probe sources set_env.sh itself
         env.update(self.cann.env() if cann else {"NPUENV_CANN_ROOT": str(self.root / "no-cann")})
         return env
 
     def ctx(self, cann: bool = True, deep: bool = False, **fields: object):
-        return replace(build_context(root=str(self.root), spec="mindspeed-mm-internvl2.5", environ=self.env(cann)),
+        return replace(build_context(root=str(self.root), spec=None, environ=self.env(cann)),
                        deep=deep, **fields)
 
 
@@ -592,7 +632,8 @@ def target_box(world: World, tmp_path_factory: pytest.TempPathFactory) -> Target
     env = _uv_env(world, base / "uv-cache")
     for argv in ([_uv(), "venv", "--quiet", "--python", str(world.python310), str(venv)],
                  [_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "--index-url",
-                  f"{world.url}/simple", "torch==2.1.0", "torch-npu==2.1.0.post8"]):
+                  f"{world.url}/simple", "--extra-index-url", world.mirrors["https://download.pytorch.org/whl/cpu"],
+                  "torch==2.1.0", "torch-npu==2.1.0.post8"]):
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
     site = venv / "lib" / "python3.10" / "site-packages"
@@ -600,8 +641,9 @@ def target_box(world: World, tmp_path_factory: pytest.TempPathFactory) -> Target
     for name in ("apex", "decord", "mindspeed"):
         (site / name).mkdir()
         (site / name / "__init__.py").write_text(STAND_IN.format(name=name))
-    (root / "MindSpeed-MM" / "megatron").mkdir()
-    (root / "MindSpeed-MM" / "megatron" / "__init__.py").write_text(STAND_IN.format(name="megatron"))
+    # Megatron-LM core_r0.8.0 has no megatron/__init__.py: a namespace package (megatron/core has one)
+    (root / "MindSpeed-MM" / "megatron" / "core").mkdir(parents=True)
+    (root / "MindSpeed-MM" / "megatron" / "core" / "__init__.py").write_text(STAND_IN.format(name="megatron.core"))
     return TargetBox(root, site, make_cann(base / "Ascend"))
 
 
@@ -611,16 +653,40 @@ def test_target_env_healthy_finds_the_modules_without_importing_them(target_box:
     found = {o.check.name: o.result for o in outcomes}
     assert all(r.status is Status.OK for r in found.values()), found
     assert found["target.python"].finding.startswith("CPython 3.10.")
-    assert found["target.torch"].finding == "torch 2.1.0 (the spec asks for torch==2.1.0)"
+    # the CPU index's torch, as torch_npu's x86_64 wheel asks for (torch==2.1.0 admits 2.1.0+cpu)
+    assert found["target.torch"].finding == f"torch {target_box.torch} (the spec asks for torch==2.1.0)"
     assert found["target.torch_npu"].finding == "torch_npu 2.1.0.post8, built for CANN 8.0.RC3 (installed)"
     assert found["target.imports"].finding == ("torch, torch_npu, apex, decord, mindspeed, megatron found (not "
                                                "imported; --deep imports them)")
     details = found["target.imports"].details
-    assert details[0] == f"torch 2.1.0: {target_box.site / 'torch' / '__init__.py'}"
+    assert details[0] == f"torch {target_box.torch}: {target_box.site / 'torch' / '__init__.py'}"
     assert details[1] == f"torch_npu 2.1.0.post8: {target_box.site / 'torch_npu' / '__init__.py'}"
     assert details[-1] == ("megatron (no installed distribution): "
-                           f"{target_box.root / 'MindSpeed-MM' / 'megatron' / '__init__.py'}")
-    assert sum(1 for o in outcomes) == 4
+                           f"{target_box.root / 'MindSpeed-MM' / 'megatron'} (a folder)")
+    assert found["target.duplicates"].finding == "every module comes from one distribution"
+    assert sum(1 for o in outcomes) == 5
+
+
+def _dist_info(site: Path, name: str, version: str, files: list) -> Path:
+    folder = site / f"{name}-{version}.dist-info"
+    folder.mkdir()
+    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (folder / "RECORD").write_text("".join(f"{f},,\n" for f in [*files, f"{folder.name}/METADATA"]))
+    return folder
+
+
+def test_target_duplicates_flags_decord_and_decord2_installed_together(target_box: TargetBox) -> None:
+    """After switching strategies, decord 0.6.0 and decord2 3.4.0 both claim decord/ (issue: two distributions)."""
+    made = [_dist_info(target_box.site, "decord", "0.6.0", ["decord/__init__.py", "decord/libdecord.so"]),
+            _dist_info(target_box.site, "decord2", "3.4.0", ["decord/__init__.py", "decord2.libs/libavcodec.so"])]
+    try:
+        found = result(target_box.ctx(), "target.duplicates")
+    finally:
+        for folder in made:
+            shutil.rmtree(folder)
+    assert found.status is Status.FAIL
+    assert found.finding == "decord is installed by decord 0.6.0 and decord2 3.4.0: they overwrite each other's files"
+    assert "uv pip uninstall" in found.fix and "decord decord2" in found.fix and "--only build:decord" in found.fix
 
 
 def test_target_env_healthy_with_deep_imports_and_cann_sourced_by_the_probe(target_box: TargetBox) -> None:
@@ -687,7 +753,7 @@ def test_target_versions_against_the_spec_and_cann(target_box: TargetBox, tmp_pa
     assert wrong_python.status is Status.FAIL and "the spec asks for CPython 3.11" in wrong_python.finding
     env = replace(spec.env, packages=tuple("torch==2.2.0" if p.startswith("torch==") else p for p in spec.env.packages))
     wrong_torch = result(replace(target_box.ctx(), spec=replace(spec, env=env)), "target.torch")
-    assert wrong_torch.finding == "torch 2.1.0 is installed, the spec asks for torch==2.2.0"
+    assert wrong_torch.finding == f"torch {target_box.torch} is installed, the spec asks for torch==2.2.0"
     wheels = dict(spec.wheels, torch_npu=replace(spec.wheels["torch_npu"], version="2.1.0.post10"))
     wrong_npu = result(replace(target_box.ctx(), spec=replace(spec, wheels=wheels)), "target.torch_npu")
     assert wrong_npu.finding == "torch_npu 2.1.0.post8 is installed, the spec asks for 2.1.0.post10"
@@ -713,8 +779,7 @@ def test_target_env_with_a_broken_set_env(target_box: TargetBox, tmp_path: Path)
     broken.set_env.write_text("echo 'set_env.sh: cannot find the driver' >&2\nreturn 3\n")
     found = result(replace(target_box.ctx(), cann_root=broken.toolkit), "target.python")
     assert found.status is Status.FAIL
-    assert found.finding.endswith(f"did not start with {broken.set_env} sourced (exit 3): set_env.sh: cannot find "
-                                  "the driver")
+    assert found.finding == f"{broken.set_env} failed when sourced (exit 3): set_env.sh: cannot find the driver"
 
 
 def test_probe_output_parsing_of_found_modules() -> None:
@@ -735,10 +800,13 @@ def test_probe_output_parsing_survives_noise_and_a_crash() -> None:
     assert facts.imports == {"torch": (True, "")} and facts.died_importing == "torch_npu"
 
 
-def test_probe_argv_sources_set_env_through_arguments() -> None:
-    argv = target.probe_argv(Path("/w s/py"), "print(1)", Path("/a b/set_env.sh"))
-    assert argv == ["bash", "-c", 'source "$1" && exec "$2" -c "$3"', "npuenv-doctor", "/a b/set_env.sh",
-                    "/w s/py", "print(1)"]
+def test_probe_argv_sources_set_env_through_arguments(tmp_path) -> None:
+    set_env = tmp_path / "a b" / "set_env.sh"
+    set_env.parent.mkdir()
+    set_env.write_text("export PROBE_SOURCED=yes\n")
+    argv = target.probe_argv(Path(sys.executable), "import os; print(os.environ['PROBE_SOURCED'])", set_env)
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.stdout == "yes\n", out
     assert target.probe_argv(Path("/py"), "x", None) == ["/py", "-c", "x"]
 
 
@@ -917,9 +985,9 @@ def test_task_deep_option_imports_and_the_default_only_finds(target_box: TargetB
     env = target_box.env()
     cheap = invoke("--root", str(target_box.root), "--check", "target", env=env)
     assert cheap.returncode == 0, cheap.stdout + cheap.stderr
-    assert ("✓ target.imports    torch, torch_npu, apex, decord, mindspeed, megatron found (not imported; --deep "
+    assert ("✓ target.imports     torch, torch_npu, apex, decord, mindspeed, megatron found (not imported; --deep "
             "imports them)") in cheap.stdout
-    assert "✓ target.torch_npu  torch_npu 2.1.0.post8, built for CANN 8.0.RC3 (installed)" in cheap.stdout
+    assert "✓ target.torch_npu   torch_npu 2.1.0.post8, built for CANN 8.0.RC3 (installed)" in cheap.stdout
     deep = invoke("--root", str(target_box.root), "--check", "target.imports", "--deep", "--json", env=env)
     assert deep.returncode == 0, deep.stdout + deep.stderr
     [found] = json.loads(deep.stdout)

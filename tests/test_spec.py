@@ -91,7 +91,12 @@ def test_default_spec_builds():
                                                          (("bash", "scripts/build.sh", "--python={python_version}"),))
     assert apex.clean == ("apex",) and apex.wheels == "apex/dist/*.whl" and apex.key == ("torch",)
     assert apex.packages == ("torch", "setuptools<=65.7.0")
-    assert decord.strategy == "auto" and decord.glibc == "2.28" and decord.key == ("pkgconfig:libavcodec",)
+    # apex's build writes the invalid version 0.1-ascend: the spec names the valid one Ascend's README promises
+    assert apex.version == "0.1+ascend"
+    # `import apex` imports torch_npu, which needs CANN: only `import apex_C` is checked everywhere
+    assert apex.check.strip() == "import torch, apex_C" and apex.cann_check.strip() == "import apex"
+    # decord is built from source, as the team did; the decord2 wheel is an opt-in
+    assert decord.strategy == "source" and decord.glibc == "2.28" and decord.key == ("pkgconfig:libavcodec",)
     assert ("cmake", "-S", ".", "-B", "build", "-DUSE_CUDA=0", "-DCMAKE_BUILD_TYPE=Release") in decord.commands
     files = decord.prebuilt.files
     assert (decord.prebuilt.package, decord.prebuilt.version) == ("decord2", "3.4.0")
@@ -99,6 +104,12 @@ def test_default_spec_builds():
     assert files["x86_64"].sha256 == "842166f9f99b146cd4e90a22eeb566c4c11e4f9929199aafc877794edd648186"
     patch = spec.patches["decord-ffmpeg5"]
     assert (patch.repo, patch.when.pkgconfig, patch.when.version) == ("decord", "libavcodec", ">=59,<61")
+
+
+def test_default_spec_takes_torch_from_the_cpu_index_on_x86_64_only():
+    spec = load_spec(DEFAULT)
+    assert spec.indexes == {"pytorch-cpu": "https://download.pytorch.org/whl/cpu"}
+    assert [(s.package, s.index, s.arch) for s in spec.env.sources] == [("torch", "pytorch-cpu", ("x86_64",))]
 
 
 @pytest.mark.parametrize("text, line, problem", [
@@ -113,6 +124,19 @@ def test_default_spec_builds():
      "builds.x.key[0]: 'pkgconfig:': name a target-env package"),
     ("patches: {p: {repo: r, file: x.patch, when: {pkgconfig: libavcodec, version: 'new'}}}\n", 4,
      "patches.p.when.version: 'new' is not a version condition"),
+    ("builds: {x: {package: x, repo: r, commands: [[make]], wheels: '*.whl', version: 0.1-ascend}}\n", 4,
+     "builds.x.version: '0.1-ascend' is not a valid version (PEP 440)"),
+    ("builds: {x: {package: x, repo: r, commands: [[make]], wheels: '*.whl', cann_check: [import x]}}\n", 4,
+     "builds.x.cann_check: expected a string, got a list"),
+    ("indexes: {cpu: http://download.pytorch.org/whl/cpu}\n", 4, "indexes.cpu: http:// is refused"),
+    ("env: {venv: v, sources: {torch: {index: gpu}}}\n", 4, "env.sources.torch.index: no index named 'gpu'"),
+    ("indexes: {cpu: https://x.org/cpu}\nenv: {venv: v, sources: {torch: {index: cpu, arch: arm64}}}\n", 5,
+     "env.sources.torch.arch: unknown architecture 'arm64'"),
+    ("indexes: {cpu: https://x.org/cpu}\nenv: {venv: v, sources: {torch: {index: cpu, arch: [x86_64, ppc]}}}\n", 5,
+     "env.sources.torch.arch[1]: unknown architecture 'ppc'"),
+    ("mirrors: {'https://github.com/': 'http://mirror/'}\n", 4, 'mirrors["https://github.com/"]: http:// is refused'),
+    ("mirrors: {'https://github.com/': 'git/mirror/'}\n", 4,
+     "mirrors[\"https://github.com/\"]: 'git/mirror/' is not an https:// URL, a file:// URL or an absolute path"),
 ])
 def test_build_section_problems(tmp_path, text, line, problem):
     (tmp_path / "x.patch").write_text("--- a/f\n+++ b/f\n")
@@ -121,6 +145,18 @@ def test_build_section_problems(tmp_path, text, line, problem):
     path = write(tmp_path, "t.yaml", head + text + repos)
     found = problems_of(path)
     assert any(p.startswith(f"{path}:{line} {problem}") for p in found), found
+
+
+def test_sources_and_local_mirrors_in_a_spec(tmp_path):
+    head = "name: t\npython: '3.10'\nindex: https://pypi.org/simple\n"
+    text = head + ("indexes: {cpu: https://x.org/cpu, other: https://y.org/simple}\n"
+                   "mirrors: {'https://github.com/': /srv/git/github.com/, 'https://gitee.com/': 'file:///srv/gitee/'}\n"
+                   "env: {venv: v, sources: {torch: {index: cpu, arch: x86_64}, numpy: {index: other}}}\n")
+    spec = load_spec(write(tmp_path, "t.yaml", text))
+    assert [(s.package, s.index, s.arch) for s in spec.env.sources] == [("torch", "cpu", ("x86_64",)),
+                                                                        ("numpy", "other", ())]
+    assert spec.mirrors == (("https://github.com/", "file:///srv/git/github.com/"),
+                            ("https://gitee.com/", "file:///srv/gitee/"))
 
 
 def test_default_spec_torch_npu_wheel():

@@ -70,13 +70,7 @@ def compile_steps(spec: Any, arch: Optional[str] = None, glibc: Optional[str] = 
     for wheel in spec.wheels.values():
         steps.append(WheelStep(wheel))
     if spec.env is not None:
-        env = spec.env
-        needs = ["python"]
-        needs += [f"repo:{n}" for n in [env.project, *env.editable, *(r for r, _ in env.requirements)] if n]
-        needs += [f"patch:{p}" for p in spec.patches] + [f"overlay:{o}" for o in spec.overlays]
-        needs += [f"copy:{c}" for c in spec.copies] + [f"wheel:{w}" for w in env.wheels]
-        needs.append(containing_repo(spec, env.venv))
-        steps.append(EnvStep(spec, _ids(*needs)))
+        steps.append(EnvStep(spec, _ids(*env_needs(spec))))
     for build in spec.builds.values():
         steps.append(build_step(spec, build))
     if spec.dirs:
@@ -86,9 +80,68 @@ def compile_steps(spec: Any, arch: Optional[str] = None, glibc: Optional[str] = 
     return steps
 
 
+def env_needs(spec: Any) -> list[Optional[str]]:
+    """What the target env consumes, and nothing else: the interpreter, the repos it installs or reads
+    requirements from, what changes those repos (their patches, overlays and copies into them), its wheels,
+    and the repo its venv lives in. A patch on decord is not among them: toggling it rebuilds decord only."""
+    env = spec.env
+    repos = [n for n in dict.fromkeys([env.project, *env.editable, *(r for r, _ in env.requirements)]) if n]
+    ids = {f"repo:{n}" for n in repos}
+    needs: list[Optional[str]] = ["python", *(f"repo:{n}" for n in repos)]
+    needs += [f"patch:{p.name}" for p in spec.patches.values() if p.repo in repos]
+    needs += [f"overlay:{o.name}" for o in spec.overlays.values() if o.to_repo in repos]
+    needs += [f"copy:{c.name}" for c in spec.copies.values() if containing_repo(spec, c.to) in ids]
+    needs += [f"wheel:{w}" for w in env.wheels]
+    return [*needs, containing_repo(spec, env.venv)]
+
+
 def build_step(spec: Any, build: Any) -> Step:
     """After the target env (torch, setuptools) and the repo with all its patches."""
     patches = tuple(f"patch:{p.name}" for p in spec.patches.values() if p.repo == build.repo)
     repo = f"repo:{build.repo}" if build.repo in spec.repos else None
     return BuildStep(build, spec, _ids("env" if spec.env else None, repo, *patches), patches=patches)
 
+
+def platform_problems(spec: Any, arch: str, glibc: Optional[str],
+                      requires: Optional[dict[str, list[str]]] = None) -> list[str]:
+    """Why the spec cannot make its target env on this platform ([] when it can).
+
+    `requires` holds the Requires-Dist lines of the spec's wheels (by wheel name) where they are known:
+    a requirement on a local version (torch==2.1.0+cpu) exists on no default index, so the spec must take
+    that package from another index here (env.sources)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    problems = [f"{w.name} has no wheel for {arch} (it has: {', '.join(sorted(w.files)) or 'none'})"
+                for w in spec.wheels.values() if arch not in w.files]
+    problems += [f"builds.{b.name} takes a prebuilt wheel, and there is none for {arch}"
+                 for b in spec.builds.values() if choose_strategy(b, arch, glibc) == "wheel"
+                 and arch not in b.prebuilt.files]
+    routed = {canonicalize_name(s.package) for s in (spec.env.sources if spec.env else ())
+              if not s.arch or arch in s.arch}
+    for wheel, lines in (requires or {}).items():
+        for line in lines:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            local = [s.version for s in req.specifier if s.operator in ("==", "===") and _is_local(s.version)]
+            if local and canonicalize_name(req.name) not in routed and _applies(req, arch):
+                problems.append(f"the {wheel} wheel for {arch} requires {req.name}=={local[0]}, a local version no "
+                                f"default index has: pin {req.name} to the index that has it (env.sources."
+                                f"{req.name}: {{index: NAME, arch: [{arch}]}})")
+    return problems
+
+
+def _is_local(version: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version).local is not None
+    except InvalidVersion:
+        return False
+
+
+def _applies(req: Any, arch: str) -> bool:
+    return req.marker is None or req.marker.evaluate({"platform_machine": arch, "sys_platform": "linux",
+                                                       "extra": ""})

@@ -117,9 +117,20 @@ class Build:
     tools: Tuple[str, ...]
     pkgconfig: Tuple[str, ...]
     packages: Tuple[str, ...]  # requirements the target env must meet before building
-    check: str  # Python run by the target interpreter after installing
+    check: str  # Python run by the target interpreter after installing, everywhere
     prebuilt: Optional[Wheel] = None
     glibc: Optional[str] = None  # the prebuilt wheel's minimum glibc
+    cann_check: str = ""  # Python that needs CANN (e.g. `import apex` imports torch_npu): run where CANN is
+    version: Optional[str] = None  # the version a built wheel with an invalid one is given ("0.1+ascend")
+
+
+@dataclass(frozen=True)
+class Source:
+    """`env.sources.torch: {index: pytorch-cpu, arch: [x86_64]}`: take a package from a named index only."""
+
+    package: str
+    index: str
+    arch: Tuple[str, ...] = ()  # empty: every architecture
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,7 @@ class EnvSpec:
     requirements: Tuple[Tuple[str, str], ...]
     packages: Tuple[str, ...]
     wheels: Tuple[str, ...]
+    sources: Tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,7 @@ class Spec:
     dirs: Tuple[str, ...]
     raw: dict
     builds: Dict[str, Build] = field(default_factory=dict)
+    indexes: Dict[str, str] = field(default_factory=dict)  # name -> URL: more indexes, for env.sources
 
     def fragment(self, section: str, name: Optional[str] = None) -> dict:
         """A deep copy of the raw data of one entry (`fragment("repos", "mindspeed")`) or section.
@@ -179,7 +192,7 @@ def builtin_spec_dir() -> Path:
 def load_spec(path_or_name: Union[str, Path], *, spec_dir: Optional[Path] = None) -> Spec:
     """Load, merge (`extends:`) and validate a spec. A bare name resolves in `spec_dir`."""
     spec_dir = Path(spec_dir) if spec_dir is not None else builtin_spec_dir()
-    if _is_bare_name(path_or_name):
+    if is_bare_name(path_or_name):
         path = spec_dir / f"{path_or_name}.yaml"
         shown = _shown(path)
         if not path.is_file():
@@ -191,7 +204,7 @@ def load_spec(path_or_name: Union[str, Path], *, spec_dir: Optional[Path] = None
     return _validate(doc, path.resolve())
 
 
-def _is_bare_name(ref: Union[str, Path]) -> bool:
+def is_bare_name(ref: Union[str, Path]) -> bool:
     text = str(ref)
     return (not isinstance(ref, Path) and "/" not in text and os.sep not in text
             and not text.endswith((".yaml", ".yml")))
@@ -256,7 +269,7 @@ def _load_chain(path: Path, shown: str, spec_dir: Path, stack: Tuple[Path, ...])
 
 
 def _resolve_extends(ref: str, path: Path, loc: Loc, spec_dir: Path) -> Path:
-    if _is_bare_name(ref):
+    if is_bare_name(ref):
         candidates = [path.parent / f"{ref}.yaml", spec_dir / f"{ref}.yaml"]
     else:
         candidates = [path.parent / ref]
@@ -772,7 +785,8 @@ def _wheel_filename_problem(wf: WheelFile, wheel: Wheel, arch: str) -> str:
     return ""
 
 
-def _env(ck: _Checker, data: dict, repos: Dict[str, Repo], wheels: Dict[str, Wheel]) -> Optional[EnvSpec]:
+def _env(ck: _Checker, data: dict, repos: Dict[str, Repo], wheels: Dict[str, Wheel],
+         indexes: Dict[str, str]) -> Optional[EnvSpec]:
     if data.get("env") is None:
         return None
     repo = _ref(repos, "repo", "repos")
@@ -781,11 +795,55 @@ def _env(ck: _Checker, data: dict, repos: Dict[str, Repo], wheels: Dict[str, Whe
               "editable": (_list_of(repo), False),
               "requirements": (_list_of(lambda c, kp, v: _fields(c, kp, v, requirement)), False),
               "packages": (_list_of(_requirement), False),
-              "wheels": (_list_of(_ref(wheels, "wheel", "wheels")), False)}
+              "wheels": (_list_of(_ref(wheels, "wheel", "wheels")), False),
+              "sources": (lambda c, kp, v: _sources(c, kp, v, indexes), False)}
     f = _fields(ck, ("env",), data["env"], schema)
     reqs = tuple((r.get("repo"), r.get("file")) for r in f.get("requirements", ()))
     return EnvSpec(f.get("venv"), f.get("project"), f.get("editable", ()), reqs, f.get("packages", ()),
-                   f.get("wheels", ()))
+                   f.get("wheels", ()), f.get("sources", ()))
+
+
+def _arches(ck: _Checker, kp: KeyPath, value: Any) -> Tuple[str, ...]:
+    """One architecture or a list of them, each a name `uname -m` prints."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        ck.add(kp, f"expected an architecture or a list of them ({', '.join(ARCHES)})")
+        return ()
+    out = []
+    for i, item in enumerate(items):
+        at = kp if isinstance(value, str) else kp + (i,)
+        if item not in ARCHES:
+            ck.add(at, f"unknown architecture {item!r}: use the name `uname -m` prints on Linux "
+                       f"({', '.join(ARCHES)})")
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def _sources(ck: _Checker, kp: KeyPath, value: Any, indexes: Dict[str, str]) -> Tuple[Source, ...]:
+    """`sources: {torch: {index: pytorch-cpu, arch: [x86_64]}}`: a package taken from a named index."""
+    if not _mapping(ck, kp, value):
+        return ()
+    schema = {"index": (_ref(indexes, "index", "indexes"), True), "arch": (_arches, False)}
+    out = []
+    for package, item in value.items():
+        if _is_tls_key(package):
+            continue
+        if _package(ck, kp + (package,), package) is None:
+            continue
+        f = _fields(ck, kp + (package,), item, schema)
+        if f.get("index"):
+            out.append(Source(package, f["index"], f.get("arch") or ()))
+    return tuple(out)
+
+
+def _indexes(ck: _Checker, data: dict) -> Dict[str, str]:
+    out = {}
+    for name, url in _entries(ck, ("indexes",), data.get("indexes")):
+        checked = _https(ck, ("indexes", name), url)
+        if checked is not None:
+            out[name] = checked
+    return out
 
 
 def _command(ck: _Checker, kp: KeyPath, value: Any) -> Tuple[str, ...]:
@@ -850,7 +908,7 @@ def _builds(ck: _Checker, data: dict, repos: Dict[str, Repo]) -> Dict[str, Build
               "repo": (_ref(repos, "repo", "repos"), False), "commands": (_list_of(_command), False),
               "wheels": (_nonempty, False), "clean": (_list_of(_relpath("the repo")), False),
               "key": (_list_of(_key_item), False), "requires": (_requires, False), "check": (_string, False),
-              "prebuilt": (_prebuilt, False)}
+              "cann_check": (_string, False), "version": (_version, False), "prebuilt": (_prebuilt, False)}
     out = {}
     for name, item in _entries(ck, ("builds",), data.get("builds")):
         kp = ("builds", name)
@@ -866,7 +924,8 @@ def _builds(ck: _Checker, data: dict, repos: Dict[str, Repo]) -> Dict[str, Build
         out[name] = Build(name, f.get("package"), strategy, f.get("repo"), tuple(f.get("commands") or ()),
                           f.get("wheels"), tuple(f.get("clean") or ()), tuple(f.get("key") or ()),
                           tuple(req.get("tools") or ()), tuple(req.get("pkgconfig") or ()),
-                          tuple(req.get("packages") or ()), f.get("check") or "", prebuilt, glibc)
+                          tuple(req.get("packages") or ()), f.get("check") or "", prebuilt, glibc,
+                          f.get("cann_check") or "", f.get("version"))
     return out
 
 
@@ -874,16 +933,26 @@ def _mirrors(ck: _Checker, data: dict) -> Tuple[Tuple[str, str], ...]:
     value = data.get("mirrors")
     if value is None or not _mapping(ck, ("mirrors",), value):
         return ()
+    from .mirrors import replacement_url, url_problem
+
     out = []
     for prefix, replacement in value.items():
         if _is_tls_key(prefix):
             continue
         kp = ("mirrors", prefix)
-        out.append((_https(ck, kp, prefix), _https(ck, kp, replacement)))
+        new = _string(ck, kp, replacement)
+        if new is None:
+            continue
+        new = replacement_url(new)
+        problem = url_problem(prefix, local_ok=False) or url_problem(new, local_ok=True)
+        if problem:
+            ck.add(kp, HTTP_REFUSED if "http:// is refused" in problem else problem)
+            continue
+        out.append((prefix, new))
     return tuple(out)
 
 
-TOP = ("name", "description", "python", "index", "mirrors", "repos", "copies", "patches", "overlays",
+TOP = ("name", "description", "python", "index", "indexes", "mirrors", "repos", "copies", "patches", "overlays",
        "wheels", "env", "builds", "dirs", "extends")
 
 
@@ -923,8 +992,9 @@ def _build(ck: _Checker, data: dict, file: Path) -> Spec:
     repos = _repos(ck, data)
     wheels = _wheels(ck, data)
     dirs = _scalar(ck, data, "dirs", _list_of(_relpath("the workspace root")), False) or ()
+    indexes = _indexes(ck, data)
     return Spec(name=name, description=description, file=file, python=python, index=index or "",
                 mirrors=mirrors, repos=repos, copies=_copies(ck, data, repos),
                 patches=_patches(ck, data, repos), overlays=_overlays(ck, data, repos), wheels=wheels,
-                env=_env(ck, data, repos, wheels), dirs=tuple(dirs), raw=copy.deepcopy(data),
-                builds=_builds(ck, data, repos))
+                env=_env(ck, data, repos, wheels, indexes), dirs=tuple(dirs), raw=copy.deepcopy(data),
+                builds=_builds(ck, data, repos), indexes=indexes)

@@ -76,3 +76,17 @@ def prune(items: Sequence[Item]) -> list[Item]:
                 item.path.unlink()
             removed.append(item)
     return removed
+
+
+def wheel_requires(wheel: Path) -> list[str]:
+    """The Requires-Dist lines of a wheel's METADATA ([] when the file cannot be read as a wheel)."""
+    import zipfile
+    from email.parser import HeaderParser
+
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
+            text = archive.read(name).decode("utf-8", errors="replace")
+    except (OSError, zipfile.BadZipFile, StopIteration):
+        return []
+    return HeaderParser().parsestr(text).get_all("Requires-Dist") or []

@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, TypeVar
 
-from ..defaults import DEFAULT_SPEC
-from ..workspace import PERSISTENT, Layout
+from ..workspace import Layout
 
 CANN_VARIABLE = "NPUENV_CANN_ROOT"
 DRIVER_VARIABLE = "NPUENV_DRIVER_ROOT"
-PERSISTENT_VARIABLE = "NPUENV_PERSISTENT_ROOT"
 DEFAULT_CANN_ROOT = Path("/usr/local/Ascend/ascend-toolkit")
 DEFAULT_DRIVER_ROOT = Path("/usr/local/Ascend/driver")
 GIB = 1024 ** 3
@@ -71,7 +69,7 @@ class DoctorContext:
     persistent: Path
     arch: str
     glibc: Optional[str]
-    spec_arg: str = DEFAULT_SPEC
+    spec_arg: Optional[str] = None  # --spec as given (None: the workspace's own, which bootstrap knows too)
     root_note: str = ""
     online: bool = False
     deep: bool = False  # import the target env's modules for real (slow), not only find them
@@ -82,6 +80,7 @@ class DoctorContext:
     npu: Any = None  # killnpu.Config (npu-smi, device glob), or the error NPUENV_NPU_SMI caused; None: from environ
     os_release: str = "/etc/os-release"
     probe_timeout: float = 180.0  # the first `import torch_npu` on a cold box can take a while
+    wheels_dir: Optional[Path] = None  # the wheelhouse (bootstrap's default for this root)
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     @property
@@ -96,7 +95,7 @@ class DoctorContext:
     def bootstrap_fix(self, *args: str) -> str:
         """The bootstrap command for this workspace and spec, with `args` appended."""
         words = ["invoke", "bootstrap", "--root", str(self.root) if self.root else "DIR"]
-        if self.spec_arg != DEFAULT_SPEC:
+        if self.spec_arg:
             words += ["--spec", self.spec_arg]
         return " ".join(shlex.quote(w) if w != "DIR" else w for w in [*words, *args])
 
@@ -117,26 +116,26 @@ def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: P
     return None, f"no workspace: {candidate} does not exist (pass --root DIR)"
 
 
-def build_context(*, root: Optional[str], spec: str, environ: Mapping[str, str], online: bool = False,
+def build_context(*, root: Optional[str], spec: Optional[str], environ: Mapping[str, str], online: bool = False,
                   deep: bool = False, mirrors_config: Any = None) -> DoctorContext:
     from ..killnpu import Config, KillNpuError
     from ..spec import load_spec
     from ..steps.build import glibc_version
-    from ..workspace import machine
+    from ..workspace import default_wheels_dir, machine, persistent_root, spec_argument
 
     environ = dict(environ)
     try:
         npu: Any = Config.from_env(environ)
     except KillNpuError as exc:  # reported by npu.smi, not fatal
         npu = exc
-    persistent = Path(environ.get(PERSISTENT_VARIABLE) or PERSISTENT)
+    persistent = persistent_root(environ)
     found, note = resolve_root(root, environ, persistent)
     return DoctorContext(
-        environ=environ, spec=load_spec(spec), spec_arg=spec, root=found, root_note=note,
+        environ=environ, spec=load_spec(spec_argument(spec, found)), spec_arg=spec, root=found, root_note=note,
         cann_root=Path(environ.get(CANN_VARIABLE) or DEFAULT_CANN_ROOT),
         driver_root=Path(environ.get(DRIVER_VARIABLE) or DEFAULT_DRIVER_ROOT),
         persistent=persistent, arch=machine(), glibc=glibc_version(), online=online, deep=deep,
-        mirrors_config=mirrors_config, npu=npu,
+        mirrors_config=mirrors_config, npu=npu, wheels_dir=default_wheels_dir(found) if found else None,
     )
 
 

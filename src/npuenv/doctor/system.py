@@ -11,15 +11,29 @@ from .base import CheckResult, check, fail, ok, warn
 MANYLINUX2014_GLIBC = "2.17"
 
 
-@check("system.arch", "the CPU architecture, and whether the spec has wheels for it")
+@check("system.arch", "the CPU architecture, and whether the spec can make its target env there")
 def arch(ctx) -> CheckResult:
-    missing = [f"{w.name} ({', '.join(sorted(w.files)) or 'no files'})"
-               for w in ctx.spec.wheels.values() if ctx.arch not in w.files]
-    if missing:
-        return fail(f"{ctx.arch}: the spec has no wheel for it: {'; '.join(missing)}",
-                    "run on an aarch64 (Ascend) box, or add files for this architecture to the spec's wheels")
-    note = "" if ctx.arch == "aarch64" else " (Ascend NPU boxes are aarch64; fine for a test box)"
-    return ok(f"{ctx.arch}{note}")
+    from ..plan import platform_problems
+
+    problems = platform_problems(ctx.spec, ctx.arch, ctx.glibc, _wheel_requirements(ctx))
+    if problems:
+        return fail(f"{ctx.arch}: the spec cannot make its target env here: {'; '.join(problems)}",
+                    "run on an aarch64 (Ascend) box, or give the spec what this architecture needs",
+                    problems if len(problems) > 1 else ())
+    note = "" if ctx.arch == "aarch64" else " (a build box: Ascend NPU boxes are aarch64)"
+    return ok(f"{ctx.arch}: the spec has what it needs here{note}")
+
+
+def _wheel_requirements(ctx) -> dict:
+    """Requires-Dist of the spec's wheels for this architecture, for those already in the wheelhouse."""
+    from ..wheelhouse import wheel_requires
+
+    found = {}
+    for wheel in ctx.spec.wheels.values():
+        entry = wheel.files.get(ctx.arch)
+        if entry is not None and ctx.wheels_dir is not None and (ctx.wheels_dir / entry.filename).is_file():
+            found[wheel.name] = wheel_requires(ctx.wheels_dir / entry.filename)
+    return found
 
 
 @check("system.glibc", "the C library: glibc >= 2.17 for torch_npu's wheels, >= 2.28 for prebuilt decord")

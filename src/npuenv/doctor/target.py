@@ -7,12 +7,13 @@ finds each module (importlib.util.find_spec of the top-level name: nothing is im
 fraction of a second where `import torch` alone takes seconds). With --deep (`DoctorContext.deep`) it imports each
 module and prints the result as it happens, so a crash inside `import torch_npu` still names the module.
 When CANN's set_env.sh exists, the probe runs with it sourced, as training does:
-bash -c 'source "$1" && exec "$2" -c "$3"' with an argument list.
+npuenv.cann.sourced(), an argument list.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ DISTRIBUTIONS = {"torch": ["torch"], "torch_npu": ["torch-npu", "torch_npu"], "a
                  "megatron": ["megatron-core", "megatron_core"]}
 
 PROBE = r'''
-import json, platform, sys, traceback
+import json, os, platform, sys, traceback
 def emit(kind, **data):
     data["kind"] = kind
     sys.stdout.write("@MARK@" + json.dumps(data) + "\n")
@@ -54,6 +55,19 @@ for key, names in @DISTRIBUTIONS@.items():
         except Exception:
             pass
 emit("versions", versions=versions)
+def top_names(dist):
+    names = set()
+    for path in dist.files or ():
+        head = str(path).replace("\\", "/").split("/")[0]
+        if head.endswith((".dist-info", ".data")) or head in ("..", "__pycache__"):
+            continue
+        names.add(head.split(".")[0])
+    return names
+providers = {}
+for dist in (metadata.distributions() if metadata else ()):
+    for name in top_names(dist) & set(@MODULES@):
+        providers.setdefault(name, []).append("%s %s" % (dist.metadata["Name"], dist.version))
+emit("providers", shared={k: sorted(set(v)) for k, v in providers.items() if len(set(v)) > 1})
 def error(exc):
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
 for module in @MODULES@:
@@ -74,7 +88,8 @@ for module in @MODULES@:
     if spec is None:
         emit("found", module=module, ok=False, error="ModuleNotFoundError: No module named %r" % module)
     elif spec.origin in (None, "namespace"):
-        emit("found", module=module, ok=True, where=" ".join(spec.submodule_search_locations or []) + " (a folder)")
+        folders = dict.fromkeys(os.path.realpath(f) for f in spec.submodule_search_locations or [])
+        emit("found", module=module, ok=True, where=" ".join(folders) + " (a folder)")
     else:
         emit("found", module=module, ok=True, where=spec.origin)
 '''
@@ -86,6 +101,7 @@ class TargetFacts:
     versions: Dict[str, str] = field(default_factory=dict)
     imports: Dict[str, Tuple[bool, str]] = field(default_factory=dict)
     found: Dict[str, Tuple[bool, str]] = field(default_factory=dict)  # module: (found, where it is or the error)
+    shared: Dict[str, List[str]] = field(default_factory=dict)  # module: the distributions that all install it
     died_importing: Optional[str] = None
     returncode: int = 0
     stderr: str = ""
@@ -108,6 +124,8 @@ def parse_probe(stdout: str) -> TargetFacts:
             facts.python = data
         elif kind == "versions":
             facts.versions = dict(data.get("versions") or {})
+        elif kind == "providers":
+            facts.shared = {k: list(v) for k, v in (data.get("shared") or {}).items()}
         elif kind == "importing":
             pending = data.get("module")
         elif kind == "import":
@@ -148,9 +166,9 @@ def venv_python(ctx) -> Optional[Path]:
 
 
 def probe_argv(python: Path, code: str, set_env: Optional[Path]) -> List[str]:
-    if set_env is None:
-        return [str(python), "-c", code]
-    return ["bash", "-c", 'source "$1" && exec "$2" -c "$3"', "npuenv-doctor", str(set_env), str(python), code]
+    from ..cann import sourced
+
+    return sourced([python, "-c", code], set_env, "npuenv-doctor")
 
 
 def _cwd(ctx) -> Path:
@@ -192,6 +210,10 @@ def facts_for(ctx) -> Tuple[Optional[TargetFacts], Optional[CheckResult]]:
                           f"run it by hand: {python} -c 'import torch, torch_npu'")
     except OSError as exc:
         return None, fail(f"the probe could not start: {exc}", f"run it by hand: {python} -c 'import torch'")
+    sourcing = set_env_failure(facts.stderr)
+    if sourcing is not None:  # the probe ran, but not in the environment training gets
+        return None, fail(f"{facts.cann_sourced} failed when sourced (exit {sourcing[0]}): {sourcing[1]}",
+                          f"run it by hand to see why: bash -c 'source {facts.cann_sourced}'")
     if facts.python is None:
         tail = _last_line(facts.stderr) or "no output"
         if facts.cann_sourced is not None:
@@ -200,6 +222,17 @@ def facts_for(ctx) -> Tuple[Optional[TargetFacts], Optional[CheckResult]]:
         return None, fail(f"{python} does not run (exit {facts.returncode}): {tail}",
                           ctx.bootstrap_fix("--only", "python,env"))
     return facts, None
+
+
+def set_env_failure(stderr: str) -> Optional[Tuple[str, str]]:
+    """(exit code, what set_env.sh said last) when sourcing it failed (npuenv.cann's prologue says so)."""
+    lines = stderr.splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"^npuenv: sourcing .+ exited with (\d+)$", line)
+        if match:
+            said = [text.strip() for text in lines[:index] if text.strip()]
+            return match.group(1), said[-1] if said else "no message"
+    return None
 
 
 def _bootstrap_only(ctx, ids) -> str:
@@ -366,4 +399,21 @@ def _found(ctx, facts: TargetFacts, modules: List[str]) -> CheckResult:
     return ok(f"{', '.join(modules)} found (not imported; --deep imports them)", details)
 
 
-CHECKS = [python, torch, torch_npu, imports]
+@check("target.duplicates", "each of torch, torch_npu, apex, decord, mindspeed, megatron comes from one "
+                            "distribution (decord and decord2 overwrite each other's files)")
+def duplicates(ctx) -> CheckResult:
+    facts, result = facts_for(ctx)
+    if result is not None:
+        return skip("no target env (see target.python)") if result.status.value == "fail" else result
+    if not facts.shared:
+        return ok("every module comes from one distribution")
+    module, dists = next(iter(facts.shared.items()))
+    details = [f"{m}: {', '.join(d)}" for m, d in facts.shared.items()]
+    keep = _provider(ctx, module)
+    names = " ".join(d.split(" ")[0] for d in dists)
+    return fail(f"{module} is installed by {' and '.join(dists)}: they overwrite each other's files",
+                f"uv pip uninstall --python {venv_python(ctx)} {names}, then " + _bootstrap_only(ctx, [keep]),
+                details if len(details) > 1 else ())
+
+
+CHECKS = [python, torch, torch_npu, imports, duplicates]

@@ -45,10 +45,10 @@ def bundle(ctx) -> CheckResult:
     path = layout.ca_bundle
     if not path.is_file():
         return fail(f"no CA bundle at {path}: git and curl fail with `certificate verify failed` on ModelArts",
-                    f"{ctx.bootstrap_fix('--dry-run')} (builds the bundle, changes nothing else)")
+                    f"{ctx.bootstrap_fix('--only', 'python')} (bootstrap builds the bundle before any step)")
     count = len(pem_certificates(path.read_text(encoding="utf-8", errors="replace")))
     if count == 0:
-        return fail(f"{path} holds no certificate", f"delete it and run {ctx.bootstrap_fix('--dry-run')}")
+        return fail(f"{path} holds no certificate", f"delete it and run {ctx.bootstrap_fix('--only', 'python')}")
     return ok(f"{path}: {count} certificates")
 
 
@@ -255,7 +255,7 @@ def online(ctx) -> CheckResult:
     if bad_cert:
         return fail(f"{len(bad_cert)} of {len(targets)} host(s) not trusted with {ca}: {bad_cert[0]}",
                     "pass the CA that signs them (a proxy's or mirror's) with --ca-bundle FILE or "
-                    f"NPUENV_CA_BUNDLE, then {ctx.bootstrap_fix('--dry-run')} to rebuild the bundle", details)
+                    f"NPUENV_CA_BUNDLE, then {ctx.bootstrap_fix('--only', 'python')} to rebuild the bundle", details)
     if bad_net:
         return fail(f"{len(bad_net)} of {len(targets)} host(s) unreachable: {bad_net[0]}",
                     "set a mirror, e.g. NPUENV_MIRRORS='https://github.com/=https://your-mirror/github/' "
