@@ -15,7 +15,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -234,7 +233,7 @@ def test_python_of_another_version_is_refused_naming_it(tmp_path):
     given = facts["executable"]
     proc = bootstrap_python(tmp_path, tmp_path / "ws", base_env(), "--python", given)
     everything = proc.stdout + proc.stderr
-    assert proc.returncode == 1, everything
+    assert proc.returncode == 2, everything
     assert "Traceback" not in everything
     assert f"--python {given}: wanted CPython 3.10, found cpython {facts['version']}" in proc.stderr
     assert "python3.10" in [line for line in proc.stderr.splitlines() if line.startswith("hint: ")][-1]
@@ -246,7 +245,7 @@ def test_python_that_is_not_python_is_refused_without_a_traceback(tmp_path):
     given.write_text("#!/bin/sh\necho 3.10\n")  # valid JSON on its last line, but no interpreter
     given.chmod(0o755)
     proc = bootstrap_python(tmp_path, tmp_path / "ws", base_env(), "--python", str(given))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert f"--python {given}: it does not run" in proc.stderr
 
@@ -254,7 +253,7 @@ def test_python_that_is_not_python_is_refused_without_a_traceback(tmp_path):
 def test_python_that_does_not_exist_is_refused(tmp_path):
     given = tmp_path / "no-python"
     proc = bootstrap_python(tmp_path, tmp_path / "ws", base_env(), "--python", str(given))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert f"--python {given}: no such file" in proc.stderr
 
@@ -270,14 +269,11 @@ def test_offline_with_no_310_anywhere_says_to_pass_python(tmp_path, closed_port)
                    UV_PYTHON_INSTALL_MIRROR=f"https://127.0.0.1:{closed_port}")
     if pythons.known_locations("3.10", env):
         pytest.skip("a CPython 3.10 in a well-known location (system conda)")
-    began = time.monotonic()
-    proc = bootstrap_python(tmp_path, tmp_path / "ws", env)
-    seconds = time.monotonic() - began
+    proc = bootstrap_python(tmp_path, tmp_path / "ws", env)  # its timeout fails a hang; no wall-time assertion
     everything = proc.stdout + proc.stderr
     assert proc.returncode == 1, everything
     assert "Traceback" not in everything
     assert "step python failed: no CPython 3.10 found" in proc.stderr
     hint = [line for line in proc.stderr.splitlines() if line.startswith("hint: ")][-1]
     assert "--python" in hint
-    assert seconds < 10, f"took {seconds:.1f}s"
     assert not list((tmp_path / "ws" / ".npuenv" / "python").glob("cpython-*"))

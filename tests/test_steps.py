@@ -190,3 +190,36 @@ def test_an_edited_copy_is_replaced_and_the_edited_tree_kept_as_a_backup(tmp_pat
     assert (target / "b.py").read_text() == "B = 1\n"
     assert (tmp_path / "MM" / "megatron.npuenv-backup" / "b.py").read_text() == "B = 2  # my change\n"
     assert not list((tmp_path / "MM").glob(".megatron*"))
+
+
+def _pkgconfig_module(folder: Path, name: str, version: str) -> None:
+    """A pkg-config module file: what `pkg-config --modversion` reads, so a `when:` condition can be steered."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.pc").write_text(f"Name: {name}\nDescription: test\nVersion: {version}\nLibs:\nCflags:\n")
+
+
+def test_a_when_patch_is_reversed_when_its_condition_stops_holding(tmp_path, log):
+    """decord's FFmpeg 5 patch: applied on FFmpeg 5; on a box that now has FFmpeg 4 it is taken out again."""
+    from npuenv.spec import Condition
+
+    make_repo(tmp_path, "MindSpeed", {"setup.py": SETUP})
+    patch = Patch("ffmpeg5", "mindspeed", REPO / "patches" / "mindspeed-setup-no-pip.patch",
+                  Condition("libfakeav", ">=59,<61"))
+    step, ctx = PatchStep(patch, FakeRepo("mindspeed", "MindSpeed")), context(tmp_path)
+    pc = tmp_path / "pkgconfig"
+    ctx.env = {**GIT_ENV, "PKG_CONFIG_PATH": str(pc), "PKG_CONFIG_LIBDIR": str(pc)}
+    _pkgconfig_module(pc, "libfakeav", "59.37.100")  # FFmpeg 5
+    assert step.check(ctx).reason == "not applied"
+    assert step.apply(ctx, log)["applied"] is True and step.check(ctx).ok
+    wanted_before = step.fingerprint(ctx)["wanted"]
+    _pkgconfig_module(pc, "libfakeav", "58.134.100")  # FFmpeg 4 now
+    assert step.fingerprint(ctx)["wanted"] is False and wanted_before is True  # the engine re-runs it
+    assert step.check(ctx).reason == "drifted: applied, but its `when:` condition no longer holds"
+    resolved = step.apply(ctx, log)
+    assert resolved["applied"] is False and resolved["found"] == "libfakeav 58.134.100"
+    assert (tmp_path / "MindSpeed" / "setup.py").read_text() == SETUP and step.check(ctx).ok
+    log.flush()
+    assert "reversed mindspeed-setup-no-pip.patch: its condition no longer holds (libfakeav 58.134.100" in \
+        (tmp_path / "step.log").read_text()
+    assert step.apply(ctx, log)["applied"] is False  # nothing applied, nothing to reverse: stays as it is
+    assert (tmp_path / "MindSpeed" / "setup.py").read_text() == SETUP

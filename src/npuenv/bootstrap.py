@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import workspace
-from .defaults import DEFAULT_SPEC
 from .engine import Decision, Engine, Reporter, RunReport, failure, select
 from .errors import UsageError
 from .lock import workspace_lock
@@ -18,11 +18,10 @@ from .state import State
 from .steps.base import Context
 
 
-
 @dataclass
 class Options:
     root: Optional[str] = None
-    spec: str = DEFAULT_SPEC
+    spec: Optional[str] = None  # None: the spec the workspace was made with, else the default
     dry_run: bool = False
     only: list[str] = field(default_factory=list)
     force: list[str] = field(default_factory=list)
@@ -47,19 +46,21 @@ class Prepared:
     warnings: list[str]
 
 
-def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str]) -> Prepared:
+def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], root: Path) -> Prepared:
+    """Everything the engine needs. With dry_run nothing is written: no bundle, no folder, no state."""
     from .spec import load_spec
+    from .steps.python import given
     from .trust import build_bundle, extra_bundles, refuse_insecure
 
     refuse_insecure(environ)
-    root = workspace.resolve_root(options.root, environ)
     layout = workspace.Layout(root)
-    spec = load_spec(options.spec)
+    spec = load_spec(workspace.spec_argument(options.spec, root))
     mirrors = workspace.mirror_layers(spec, options.mirrors_config, environ)
     extras = extra_bundles(options.ca_bundle, environ)
+    python = given(options.python, spec.python) if options.python else None
     steps = compile_steps(spec)
     selected, forced = select(steps, split_ids(options.only), split_ids(options.force))
-    # a dry run reaches no server: it needs no bundle, and changes nothing but npuenv's lock file
+    # a dry run reaches no server: it needs no bundle
     bundle = layout.ca_bundle if options.dry_run else build_bundle(layout.ca_bundle, extras, environ).path
     wheels_dir = Path(options.wheels).absolute() if options.wheels else workspace.default_wheels_dir(root)
     if wheels_dir.exists() and not wheels_dir.is_dir():
@@ -68,23 +69,45 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str]) ->
     ctx = Context(
         root=root, spec=spec, wheels_dir=wheels_dir, mirrors=mirrors, ca_bundle=bundle,
         env=workspace.child_env(layout, environ, bundle, mirrors), uv=workspace.uv_binary(),
-        arch=workspace.machine(), state=State.load(layout.state), python=options.python,
+        arch=workspace.machine(), state=State.load(layout.state), python=python,
         progress=getattr(reporter, "progress", lambda *a: None),
         status=getattr(reporter, "status", lambda *a: None), jobs=len(os.sched_getaffinity(0)) or 1,
+        forced=frozenset(forced),
     )
-    ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file)})
+    warnings = workspace.root_warnings(root) + _switch_warnings(root, spec)
+    ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file), "arg": _spec_record(options, spec, root)})
     engine = Engine(ctx, selected, log_dir=layout.logs, reporter=reporter, jobs=options.jobs)
-    return Prepared(ctx, engine, forced, workspace.root_warnings(root))
+    return Prepared(ctx, engine, forced, warnings)
+
+
+def _spec_record(options: Options, spec: Any, root: Path) -> str:
+    """What later tasks on this root pass as --spec: a built-in spec by name, any other by its absolute path."""
+    from .spec import is_bare_name
+
+    argument = workspace.spec_argument(options.spec, root)
+    return argument if is_bare_name(argument) else str(spec.file)
+
+
+def _switch_warnings(root: Path, spec: Any) -> list[str]:
+    recorded = workspace.recorded_spec(root)
+    if recorded is None or recorded.get("file") in (None, str(spec.file)):
+        return []
+    return [f"switching this workspace from the spec {recorded.get('name')} ({recorded.get('file')}) to "
+            f"{spec.name} ({spec.file}): the steps whose part of the spec differs run again "
+            "(--dry-run shows which)"]
 
 
 def bootstrap(options: Options, reporter: Reporter,
               environ: Optional[Mapping[str, str]] = None) -> tuple[RunReport, list[tuple[str, Decision]]]:
     """Run (or with dry_run, plan) the spec in the workspace. Raises StepFailed when a step failed."""
     environ = dict(os.environ if environ is None else environ)
-    root = workspace.resolve_root(options.root, environ)
+    root = workspace.resolve_root(options.root, environ, create=not options.dry_run)
     on_wait = getattr(reporter, "waiting", None)
-    with workspace_lock(workspace.Layout(root).lock, wait=options.wait, on_wait=on_wait):
-        prepared = prepare(options, reporter, environ)
+    # a dry run only reads: it takes no lock (the state file is replaced atomically, never torn)
+    lock = contextlib.nullcontext() if options.dry_run else \
+        workspace_lock(workspace.Layout(root).lock, wait=options.wait, on_wait=on_wait)
+    with lock:
+        prepared = prepare(options, reporter, environ, root)
         for warning in prepared.warnings:
             getattr(reporter, "warn", lambda w: None)(warning)
         if options.dry_run:

@@ -12,6 +12,8 @@ from typing import Any, Optional
 from .errors import UsageError
 
 PERSISTENT = Path("/home/ma-user/work")
+PERSISTENT_VARIABLE = "NPUENV_PERSISTENT_ROOT"  # the folder that survives a restart (tests point it elsewhere)
+UV_CACHE_VARIABLE = "NPUENV_UV_CACHE"  # uv's cache for every workspace on the box
 # where uv downloads CPython builds from; mirrored like any other github.com URL
 PYTHON_DOWNLOADS = "https://github.com/astral-sh/python-build-standalone/releases/download"
 
@@ -43,8 +45,15 @@ class Layout:
         return self.home / "ca-bundle.pem"
 
 
-def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: Path = PERSISTENT) -> Path:
-    """--root, else /home/ma-user/work/$NPUENV_USER when it exists; a missing folder is made if its parent exists."""
+def persistent_root(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get(PERSISTENT_VARIABLE) or PERSISTENT)
+
+
+def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: Optional[Path] = None, *,
+                 create: bool = True) -> Path:
+    """--root, else /home/ma-user/work/$NPUENV_USER when it exists; a missing folder is made if its parent
+    exists (unless `create` is false: a dry run makes nothing)."""
+    persistent = persistent if persistent is not None else persistent_root(environ)
     if not given:
         user = environ.get("NPUENV_USER", "")
         if user in (".", "..") or "/" in user:  # a tag, not a path: "/" would make the root "/"
@@ -65,8 +74,52 @@ def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: P
         if not root.parent.is_dir():
             raise UsageError(f"--root {given}: neither it nor its parent folder {root.parent} exists",
                              hint="create the parent folder first, or pick another root")
-        root.mkdir()
+        if create:
+            root.mkdir()
     return root
+
+
+def uv_cache_dir(root: Path, environ: Mapping[str, str]) -> Path:
+    """One uv cache for every workspace on the box (uv's cache is safe for concurrent use): $NPUENV_UV_CACHE,
+    else <persistent>/.cache/uv when the root is inside the persistent folder, else ROOT/.npuenv/cache/uv."""
+    if environ.get(UV_CACHE_VARIABLE):
+        return Path(environ[UV_CACHE_VARIABLE]).expanduser().absolute()
+    persistent = persistent_root(environ)
+    if persistent.is_dir() and root.resolve().is_relative_to(persistent.resolve()):
+        return persistent / ".cache" / "uv"
+    return Layout(root).home / "cache" / "uv"
+
+
+def recorded_spec(root: Path) -> Optional[dict]:
+    """The spec the workspace was made with, as bootstrap recorded it in its state, or None."""
+    import json
+
+    try:
+        data = json.loads(Layout(root).state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    spec = data.get("spec") if isinstance(data, dict) else None
+    return spec if isinstance(spec, dict) and (spec.get("arg") or spec.get("file")) else None
+
+
+def spec_argument(given: Optional[str], root: Optional[Path]) -> str:
+    """The spec for a task on `root`: --spec when given, else the one the workspace was made with, else the
+    default. A recorded spec file that is gone is an error: silently taking the default would re-pin."""
+    from .defaults import DEFAULT_SPEC
+
+    if given:
+        return given
+    recorded = recorded_spec(root) if root is not None else None
+    if recorded is None:
+        return DEFAULT_SPEC
+    from .spec import is_bare_name
+
+    argument = str(recorded.get("arg") or recorded["file"])
+    if not is_bare_name(argument) and not Path(argument).is_file():
+        raise UsageError(f"this workspace was made with the spec {recorded.get('name')} from {argument}, "
+                         "which no longer exists",
+                         hint="pass --spec NAME|FILE to say which spec the workspace follows now")
+    return argument
 
 
 def root_warnings(root: Path, persistent: Path = PERSISTENT) -> list[str]:
@@ -90,7 +143,7 @@ def machine() -> str:
 
 
 def child_env(layout: Layout, environ: Mapping[str, str], bundle: Path, mirrors: Any) -> dict[str, str]:
-    """The environment every subprocess gets: our CA bundle, git mirrors, uv's dirs inside the workspace."""
+    """The environment every subprocess gets: our CA bundle, git mirrors, uv's cache and Pythons."""
     from .trust import client_env
 
     env = dict(environ)
@@ -98,7 +151,7 @@ def child_env(layout: Layout, environ: Mapping[str, str], bundle: Path, mirrors:
     env.update(mirrors.git_env(environ))
     env.update({
         "GIT_TERMINAL_PROMPT": "0",  # a wrong URL fails instead of waiting for a password
-        "UV_CACHE_DIR": str(layout.home / "cache" / "uv"),
+        "UV_CACHE_DIR": str(uv_cache_dir(layout.root, environ)),
         "UV_PYTHON_INSTALL_DIR": str(layout.home / "python"),
     })
     mirrored = mirrors.rewrite(PYTHON_DOWNLOADS)

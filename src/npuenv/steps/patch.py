@@ -1,4 +1,8 @@
-"""patch:<name> — a unified diff from patches/ applied to a checkout, detected when already applied."""
+"""patch:<name> — a unified diff from patches/ applied to a checkout, detected when already applied.
+
+A patch with a `when:` condition is applied only where the condition holds; where it stops holding (another
+FFmpeg on the box), an applied patch is reversed, so the checkout is what the spec says for this machine.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from packaging.specifiers import SpecifierSet
 from .. import git, toolchain
 from ..errors import PatchError
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Step, missing
+from .base import OK, Checked, Context, Step, drifted, missing
 
 # zero-context hunks are allowed: some patches only know the exact lines they change
 APPLY = ["apply", "--unidiff-zero", "--whitespace=nowarn"]
@@ -44,15 +48,24 @@ class PatchStep(Step):
         return git.git([*APPLY, *extra, str(self.patch.file)], cwd=ctx.path(self.repo.path), env=ctx.env,
                        log=log, check=check)
 
+    def _applied(self, ctx: Context) -> bool:
+        return self._git_apply(ctx, "--reverse", "--check").returncode == 0
+
     def check(self, ctx: Context) -> Checked:
-        if not self.wanted(ctx)[0] or self._git_apply(ctx, "--reverse", "--check").returncode == 0:
+        wanted = self.wanted(ctx)[0]
+        if wanted == self._applied(ctx):
             return OK
-        return missing("not applied")
+        return missing("not applied") if wanted else drifted("applied, but its `when:` condition no longer holds")
 
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
         wanted, found = self.wanted(ctx)
         if not wanted:
-            log.write(f"not needed here ({found}; applies when {self.patch.when.version})\n")
+            condition = f"{found}; applies when {self.patch.when.pkgconfig} {self.patch.when.version}"
+            if self._applied(ctx):
+                self._git_apply(ctx, "--reverse", log=log, check=True)
+                log.write(f"reversed {self.patch.file.name}: its condition no longer holds ({condition})\n")
+            else:
+                log.write(f"not needed here ({condition})\n")
             return {"sha256": sha256_file(self.patch.file), "applied": False, "found": found}
         if self._git_apply(ctx, "--reverse", "--check").returncode != 0:
             probe = self._git_apply(ctx, "--check")

@@ -1,4 +1,10 @@
-"""python — a CPython of the spec's version for the target env (found, or installed by uv)."""
+"""python — a CPython of the spec's version for the target env (found, or installed by uv).
+
+Its identity is the version the spec asks for; the interpreter it resolved (path and exact version) is
+what it records, and what the steps after it fingerprint. `--python` is probed once, before any step
+(`given()`), so a wrong one is an error even in a dry run, and naming the interpreter the workspace
+already uses changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,21 @@ import os
 from typing import IO, Any, Optional
 
 from .. import pythons
-from ..errors import NpuenvError
+from ..errors import NpuenvError, UsageError
 from .base import OK, Checked, Context, Step, drifted, missing
+
+
+def given(path: str, want: str) -> dict[str, Any]:
+    """The facts of the interpreter --python names (executable, exact version); a usage error when it is
+    not a CPython `want`."""
+    facts = pythons.probe(path)
+    if pythons.matches(facts, want):
+        return facts
+    if facts:
+        problem = f"wanted CPython {want}, found {facts['implementation']} {facts['version']}"
+    else:
+        problem = "no such file" if not os.path.exists(path) else "it does not run"
+    raise UsageError(f"--python {path}: {problem}", hint=f"pass the path of a python{want} interpreter")
 
 
 class PythonStep(Step):
@@ -19,10 +38,15 @@ class PythonStep(Step):
         self.want = version
 
     def describe(self, ctx: Context) -> str:
-        return f"CPython {self.want}" + (f" at {ctx.python}" if ctx.python else "")
+        if ctx.python:
+            return f"CPython {ctx.python['version']} at {ctx.python['executable']} (--python)"
+        recorded = ctx.state.resolved(self.id)
+        if recorded.get("interpreter"):
+            return f"CPython {recorded.get('version')} at {recorded['interpreter']}"
+        return f"CPython {self.want} (found, or installed by uv)"
 
     def fingerprint(self, ctx: Context) -> Any:
-        return {"version": self.want, "requested": ctx.python}
+        return {"version": self.want}
 
     def check(self, ctx: Context) -> Checked:
         recorded = ctx.state.resolved(self.id).get("interpreter")
@@ -30,19 +54,13 @@ class PythonStep(Step):
             return missing()
         if not os.access(recorded, os.X_OK):
             return drifted(f"{recorded} is gone")
+        if ctx.python and os.path.realpath(ctx.python["executable"]) != os.path.realpath(recorded):
+            return drifted(f"--python names {ctx.python['executable']}, the workspace uses {recorded}")
         return OK
 
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
         if ctx.python:
-            facts = pythons.probe(ctx.python)
-            if not pythons.matches(facts, self.want):
-                if facts:
-                    problem = f"wanted CPython {self.want}, found {facts['implementation']} {facts['version']}"
-                else:
-                    problem = "no such file" if not os.path.exists(ctx.python) else "it does not run"
-                raise NpuenvError(f"--python {ctx.python}: {problem}",
-                                  hint=f"pass the path of a python{self.want} interpreter")
-            return self._found(facts, "given", log)
+            return self._found(ctx.python, "given", log)
         for how, candidate in self._candidates(ctx):
             facts = pythons.probe(candidate)
             log.write(f"{how}: {candidate}: {facts and facts['version']}\n")

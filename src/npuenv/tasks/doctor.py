@@ -20,7 +20,7 @@ MAX_DETAILS = 12
 @task(
     help={
         "root": "workspace to check (default /home/ma-user/work/$NPUENV_USER; missing: its checks are skipped)",
-        "spec": f"spec name in env_specs/ or a path to a YAML file (default {DEFAULT_SPEC})",
+        "spec": f"spec name in env_specs/ or a path to a YAML file (default: the spec this workspace was made with, else {DEFAULT_SPEC})",
         "json": "print one JSON object per check (or per log finding with --log) instead of the table",
         "list-checks": "list every check with its group and what it looks at; run none",
         "check": "NAME[,NAME]: run only these checks or groups, e.g. cann,npu or target.imports (comma-separated, repeatable)",
@@ -32,7 +32,7 @@ MAX_DETAILS = 12
     iterable=["check"],
 )
 @boundary
-def doctor(c, root=None, spec=DEFAULT_SPEC, json_=False, list_checks=False, check=None, online=False, log=None,
+def doctor(c, root=None, spec=None, json_=False, list_checks=False, check=None, online=False, log=None,
            deep=False):
     """Check the box, workspace and target env (ok/warn/fail, each with its fix); --log explains a log."""
     from ..errors import UsageError

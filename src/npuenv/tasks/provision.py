@@ -13,7 +13,7 @@ from .boundary import boundary, mirrors_config, positive_int
 @task(
     help={
         "root": "workspace folder (default /home/ma-user/work/$NPUENV_USER); npuenv writes only below it",
-        "spec": f"spec name in env_specs/ or a path to a YAML file (default {DEFAULT_SPEC})",
+        "spec": f"spec name in env_specs/ or a path to a YAML file (default: the spec this workspace was made with, else {DEFAULT_SPEC})",
         "dry-run": "print each step and why it would (not) run; change nothing",
         "only": "ID[,ID]: run only these step ids (comma-separated, repeatable) and what they need",
         "force": "ID[,ID]: run these step ids even when up to date (comma-separated, repeatable)",
@@ -26,7 +26,7 @@ from .boundary import boundary, mirrors_config, positive_int
     iterable=["only", "force", "ca_bundle"],
 )
 @boundary
-def bootstrap(c, root=None, spec=DEFAULT_SPEC, dry_run=False, only=None, force=None, jobs="4", ca_bundle=None,
+def bootstrap(c, root=None, spec=None, dry_run=False, only=None, force=None, jobs="4", ca_bundle=None,
               python=None, wheels=None, wait=False):
     """Provision the workspace from a spec: clone, patch, fetch, and fill the target env (resumable)."""
     from ..bootstrap import Options, bootstrap as run_bootstrap
