@@ -1,8 +1,8 @@
 """Source builds through the real `invoke bootstrap` in the hermetic world: real cmake, compilers,
 FFmpeg headers, git submodules through mirrors, the wheel cache, and failures as a user sees them.
 
-The world's decord compiles its video reader against the system FFmpeg only with -DWORLD_BUILD_VIDEO=ON
-(a switch of the test repo); with it, the FFmpeg 5 patch is really needed and the decode check is real.
+The default spec builds decord from source; the world's decord compiles its video reader against the
+system FFmpeg, as the real one does, so the FFmpeg 5 patch is really needed and the decode check is real.
 """
 
 from __future__ import annotations
@@ -19,11 +19,6 @@ from tests.world.builds import missing_reason
 
 pytestmark = pytest.mark.slow
 
-SOURCE_DECORD = {"decord": {"strategy": "source", "commands": [
-    ["cmake", "-S", ".", "-B", "build", "-DUSE_CUDA=0", "-DCMAKE_BUILD_TYPE=Release", "-DWORLD_BUILD_VIDEO=ON"],
-    ["cmake", "--build", "build", "--parallel", "{jobs}"],
-    ["{uv}", "build", "--wheel", "--python", "{python}", "--out-dir", "python/dist", "python"],
-]}}
 COMPILERS = ("cmake", "c++", "g++", "gcc", "cc", "make")
 
 
@@ -39,7 +34,7 @@ def can_build(world):
 
 
 def source_spec(world, tmp_path: Path, name: str = "source.yaml", **override) -> Path:
-    return world.write_spec(tmp_path / name, builds=SOURCE_DECORD, **override)
+    return world.write_spec(tmp_path / name, **override)  # the default spec builds decord from source
 
 
 def run_ok(world, tmp_path, *args, **kwargs):
@@ -145,9 +140,26 @@ def test_apex_rebuild_cleans_the_clone_its_build_script_made(world, tmp_path, ca
 
 
 def test_an_ffmpeg_the_spec_does_not_allow_fails_before_compiling(world, tmp_path, can_build):
-    too_new = {"decord": {**SOURCE_DECORD["decord"], "requires": {"pkgconfig": ["libavcodec>=61"]}}}
+    too_new = {"decord": {"requires": {"pkgconfig": ["libavcodec>=61"]}}}
     spec = world.write_spec(tmp_path / "ffmpeg7.yaml", builds=too_new)
     proc = bootstrap(world, tmp_path, "--only", "build:decord", spec=spec)
     assert proc.returncode == 1
     assert "cannot build decord: libavcodec 5" in proc.stderr and "does not satisfy >=61" in proc.stderr
+    assert "$ cmake" not in (tmp_path / "ws" / ".npuenv" / "logs" / "build_decord.log").read_text()
+
+
+def test_no_ffmpeg_headers_names_both_ways_out(world, tmp_path, can_build):
+    """A box without FFmpeg's development files: the install command for this distribution, or the prebuilt
+    decord2 (`strategy: wheel`), before anything is compiled."""
+    spec = source_spec(world, tmp_path)
+    run_ok(world, tmp_path, "--only", "env", spec=spec)
+    empty = tmp_path / "no-pkgconfig"
+    empty.mkdir()
+    env = {**world.clean_env(), "PKG_CONFIG_LIBDIR": str(empty), "PKG_CONFIG_PATH": ""}
+    proc = bootstrap(world, tmp_path, "--only", "build:decord", spec=spec, env=env)
+    assert proc.returncode == 1
+    assert "cannot build decord: libavcodec is missing" in proc.stderr
+    hint = [line for line in proc.stderr.splitlines() if line.startswith("hint: ")][-1]
+    assert "apt-get install -y" in hint and "libavcodec-dev" in hint  # this machine is Debian
+    assert "`strategy: wheel` under builds.decord" in hint and "decord2" in hint
     assert "$ cmake" not in (tmp_path / "ws" / ".npuenv" / "logs" / "build_decord.log").read_text()
