@@ -196,3 +196,25 @@ def test_uv_cache_is_shared_under_the_persistent_folder(tmp_path):
     assert child["UV_CACHE_DIR"] == str(persistent / ".cache" / "uv")
     said = subprocess.run([workspace.uv_binary(), "cache", "dir"], env=child, capture_output=True, text=True)
     assert said.stdout.strip() == str(persistent / ".cache" / "uv")
+
+
+def test_the_recorded_interpreter_is_not_run_again_until_its_file_changes(tmp_path, monkeypatch):
+    """--python on every run costs an interpreter start, unless the workspace already knows that file."""
+    from npuenv import pythons
+    from npuenv.steps import python as step
+
+    interpreter = tmp_path / "python3.10"
+    interpreter.write_text("#!/bin/sh\n")
+    recorded = {"interpreter": str(interpreter), "version": "3.10.13", "machine": "x86_64",
+                "stamp": step._file_stamp(str(interpreter))}
+    runs = []
+
+    def probe(path):
+        runs.append(path)
+        return {"executable": path, "version": "3.10.14", "machine": "x86_64", "implementation": "cpython"}
+
+    monkeypatch.setattr(pythons, "probe", probe)
+    assert step.given(str(interpreter), "3.10", recorded)["version"] == "3.10.13" and runs == []
+    os.utime(interpreter, ns=(0, 10**9))  # replaced or rebuilt: ask it again
+    assert step.given(str(interpreter), "3.10", recorded)["version"] == "3.10.14" and runs == [str(interpreter)]
+    assert step.given(str(interpreter), "3.10", {})["version"] == "3.10.14"  # nothing recorded: ask

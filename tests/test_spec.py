@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -538,3 +539,19 @@ def test_patch_explains_itself_before_the_diff():
     head = text.split("--- a/setup.py")[0]
     assert "uv" in head and "requirements.txt" in head
     assert "@@ -47,2 +47,2 @@" in text
+
+
+def test_a_spec_that_passed_every_check_is_not_parsed_again_by_packaging(tmp_path):
+    """What an up-to-date bootstrap saves: importing packaging and compiling its grammars. Any change to the
+    content (a new digest) is checked in full again."""
+    spec = load_spec(DEFAULT)
+    again = load_spec(DEFAULT, checked=[spec.digest])
+    assert again == spec and again.digest == spec.digest
+    probe = ("import sys; from npuenv.spec import load_spec; "
+             f"load_spec({DEFAULT!r}, checked=[{spec.digest!r}]); print('packaging.requirements' in sys.modules)")
+    fresh = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == "False"
+    bad = write(tmp_path, "bad.yaml", f"extends: {DEFAULT}\nenv: {{packages: ['torch>>2']}}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(bad, checked=[spec.digest])
+    assert any("env.packages[0]: not a valid requirement" in p for p in caught.value.problems)

@@ -212,7 +212,8 @@ def test_a_when_patch_is_reversed_when_its_condition_stops_holding(tmp_path, log
     assert step.check(ctx).reason == "not applied"
     assert step.apply(ctx, log)["applied"] is True and step.check(ctx).ok
     wanted_before = step.fingerprint(ctx)["wanted"]
-    _pkgconfig_module(pc, "libfakeav", "58.134.100")  # FFmpeg 4 now
+    _pkgconfig_module(pc, "libfakeav", "58.134.100")  # FFmpeg 4 now; the next run makes its steps afresh
+    step = PatchStep(patch, FakeRepo("mindspeed", "MindSpeed"))
     assert step.fingerprint(ctx)["wanted"] is False and wanted_before is True  # the engine re-runs it
     assert step.check(ctx).reason == "drifted: applied, but its `when:` condition no longer holds"
     resolved = step.apply(ctx, log)

@@ -109,7 +109,28 @@ def test_unchanged_content_keeps_the_file_and_its_mtime(tmp_path):
     assert path.stat().st_mtime == 1_000_000_000
     build(tmp_path, [extra, write_ca(tmp_path / "second.pem")])
     assert path.stat().st_mtime != 1_000_000_000
-    assert sorted(p.name for p in path.parent.iterdir()) == ["ca-bundle.pem"]  # no temp files left
+    # no temp files left; what the bundle was made from (sizes, mtimes) is kept beside it
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ca-bundle.pem", "ca-bundle.pem.sources"]
+
+
+def test_the_bundle_is_rebuilt_only_when_a_source_changes(tmp_path):
+    """Reading and parsing the box's bundles costs more than the rest of an up-to-date bootstrap."""
+    extra = write_ca(tmp_path / "corp.pem")
+    first = build(tmp_path, [extra])
+    before = first.path.read_text()
+    stat = extra.stat()
+    original = extra.read_bytes()
+    middle = len(original) // 2  # one base64 letter changed: a different block of the same size
+    other = original[:middle] + (b"B" if original[middle:middle + 1] == b"A" else b"A") + original[middle + 1:]
+    extra.write_bytes(other)  # same size, and the mtime put back: no source looks changed
+    os.utime(extra, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = build(tmp_path, [extra])
+    assert first.path.read_text() == before and (again.total, again.sources) == (first.total, first.sources)
+    os.utime(extra, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # now it changed
+    rebuilt = build(tmp_path, [extra])
+    assert rebuilt.path.read_text() != before
+    first.path.write_text("edited by hand\n")  # the bundle itself changed: rebuilt too
+    assert build(tmp_path, [extra]).path.read_text() == rebuilt.path.read_text()
 
 
 def test_client_env_points_every_client_at_the_bundle(tmp_path):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 
 def write_atomic(path: Path, text: str, *, mode: Optional[int] = None, encoding: str = "utf-8") -> None:
     """Write `text` to `path` through a temp file in the same folder; `mode` sets the permissions."""
+    import tempfile  # (with random) only when writing: an up-to-date run writes nothing
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

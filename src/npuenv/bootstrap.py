@@ -54,10 +54,12 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
 
     refuse_insecure(environ)
     layout = workspace.Layout(root)
-    spec = load_spec(workspace.spec_argument(options.spec, root))
+    recorded = workspace.recorded_spec(root) or {}
+    spec = load_spec(workspace.spec_argument(options.spec, root), checked=[recorded.get("checked", "")])
     mirrors = workspace.mirror_layers(spec, options.mirrors_config, environ)
     extras = extra_bundles(options.ca_bundle, environ)
-    python = given(options.python, spec.python) if options.python else None
+    state = State.load(layout.state)
+    python = given(options.python, spec.python, state.resolved("python")) if options.python else None
     steps = compile_steps(spec)
     selected, forced = select(steps, split_ids(options.only), split_ids(options.force))
     # a dry run reaches no server: it needs no bundle
@@ -69,13 +71,14 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     ctx = Context(
         root=root, spec=spec, wheels_dir=wheels_dir, mirrors=mirrors, ca_bundle=bundle,
         env=workspace.child_env(layout, environ, bundle, mirrors), uv=workspace.uv_binary(),
-        arch=workspace.machine(), state=State.load(layout.state), python=python,
+        arch=workspace.machine(), state=state, python=python,
         progress=getattr(reporter, "progress", lambda *a: None),
         status=getattr(reporter, "status", lambda *a: None), jobs=len(os.sched_getaffinity(0)) or 1,
         forced=frozenset(forced),
     )
     warnings = workspace.root_warnings(root) + _switch_warnings(root, spec)
-    ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file), "arg": _spec_record(options, spec, root)})
+    ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file), "arg": _spec_record(options, spec, root),
+                             "checked": spec.digest})
     engine = Engine(ctx, selected, log_dir=layout.logs, reporter=reporter, jobs=options.jobs)
     return Prepared(ctx, engine, forced, warnings)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Optional
@@ -21,6 +22,14 @@ def is_checkout(path: Path) -> bool:
 
 
 def head(path: Path, env: Mapping[str, str]) -> Optional[str]:
+    """The commit checked out. npuenv's checkouts are detached, so .git/HEAD holds the sha itself: a file
+    read answers without a subprocess; anything else (a branch, a .git file) asks git."""
+    try:
+        text = (path / ".git" / "HEAD").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if re.fullmatch(r"[0-9a-f]{40}", text):
+        return text
     proc = git(["rev-parse", "--verify", "-q", "HEAD"], cwd=path, env=env, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
 

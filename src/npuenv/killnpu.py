@@ -26,11 +26,10 @@ from typing import Optional
 
 from .errors import NpuenvError, UsageError
 from .npu import NpuSmiInfo, parse_npu_smi_info
-from .procs import (DEFAULT_DEVICE_GLOB, PROC, TAG_VARIABLE, UNREADABLE, ProcessTable, Stat, device_files,
+from .procs import (DEFAULT_DEVICE_GLOB, DEVICE_GLOB_VARIABLE, PROC, TAG_VARIABLE, UNREADABLE, ProcessTable, Stat, device_files,
                     read_stat, scan_holders)
 
 NPU_SMI_VARIABLE = "NPUENV_NPU_SMI"
-DEVICE_GLOB_VARIABLE = "NPUENV_DEVICE_GLOB"
 NPU_SMI_LOCATIONS = ("/usr/local/bin/npu-smi", "/usr/local/sbin/npu-smi")
 NPU_SMI_TIMEOUT = 30.0
 

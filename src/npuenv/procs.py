@@ -17,6 +17,7 @@ from typing import Optional
 
 PROC = "/proc"
 DEFAULT_DEVICE_GLOB = "/dev/davinci[0-9]*"
+DEVICE_GLOB_VARIABLE = "NPUENV_DEVICE_GLOB"  # where the device files are (tests point it elsewhere)
 TAG_VARIABLE = "NPUENV_USER"
 # A tag no environment can carry (values never contain NUL): the process's environment could not be read.
 UNREADABLE = "\0unreadable"

@@ -89,8 +89,7 @@ class SmokeReport:
 # --- where things are ---------------------------------------------------------------------------------
 
 def npu_device_glob(env: Mapping[str, str]) -> str:
-    from .killnpu import DEVICE_GLOB_VARIABLE
-    from .procs import DEFAULT_DEVICE_GLOB
+    from .procs import DEFAULT_DEVICE_GLOB, DEVICE_GLOB_VARIABLE
 
     return env.get(DEVICE_GLOB_VARIABLE) or DEFAULT_DEVICE_GLOB
 

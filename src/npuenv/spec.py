@@ -15,10 +15,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
 
 from .errors import SpecError
 from .yamlpos import Document, KeyPath, Loc, describe_error, load
@@ -162,6 +158,7 @@ class Spec:
     raw: dict
     builds: Dict[str, Build] = field(default_factory=dict)
     indexes: Dict[str, str] = field(default_factory=dict)  # name -> URL: more indexes, for env.sources
+    digest: str = ""  # of the merged content (content_digest): a spec that passed every check once
 
     def fragment(self, section: str, name: Optional[str] = None) -> dict:
         """A deep copy of the raw data of one entry (`fragment("repos", "mindspeed")`) or section.
@@ -189,8 +186,12 @@ def builtin_spec_dir() -> Path:
     return Path(__file__).resolve().parent / "env_specs"
 
 
-def load_spec(path_or_name: Union[str, Path], *, spec_dir: Optional[Path] = None) -> Spec:
-    """Load, merge (`extends:`) and validate a spec. A bare name resolves in `spec_dir`."""
+def load_spec(path_or_name: Union[str, Path], *, spec_dir: Optional[Path] = None,
+              checked: Iterable[str] = ()) -> Spec:
+    """Load, merge (`extends:`) and validate a spec. A bare name resolves in `spec_dir`.
+
+    `checked`: digests (`Spec.digest`) of merged specs that passed every check before; a spec with one of
+    them skips the PEP 440/508/427 parsing (see `_Checker`), everything else is checked as always."""
     spec_dir = Path(spec_dir) if spec_dir is not None else builtin_spec_dir()
     if is_bare_name(path_or_name):
         path = spec_dir / f"{path_or_name}.yaml"
@@ -201,7 +202,21 @@ def load_spec(path_or_name: Union[str, Path], *, spec_dir: Optional[Path] = None
     else:
         path, shown = Path(path_or_name), str(path_or_name)
     doc = _load_chain(path.resolve(), shown, spec_dir, ())
-    return _validate(doc, path.resolve())
+    digest = content_digest(doc.data)
+    return _validate(doc, path.resolve(), digest, pep=digest not in set(checked))
+
+
+def content_digest(data: Any) -> str:
+    """The merged spec's content, with the versions of what checks it, hashed."""
+    import hashlib
+    import json
+
+    import packaging
+
+    from . import __version__
+
+    blob = json.dumps([data, __version__, packaging.__version__], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def is_bare_name(ref: Union[str, Path]) -> bool:
@@ -330,10 +345,15 @@ Schema = Dict[str, Tuple[Check, bool]]
 
 
 class _Checker:
-    """Collects problems, each placed at the file and line that gave the value."""
+    """Collects problems, each placed at the file and line that gave the value.
 
-    def __init__(self, locs: Dict[KeyPath, Loc]) -> None:
+    `pep`: also parse versions, requirements, conditions and wheel file names with `packaging` (PEP 440,
+    508, 427). A spec whose content passed those checks before needs no second parse: importing
+    `packaging` and compiling its grammars costs more than the rest of an up-to-date bootstrap."""
+
+    def __init__(self, locs: Dict[KeyPath, Loc], pep: bool = True) -> None:
         self.locs = locs
+        self.pep = pep
         self.problems: List[Tuple[str, int, str]] = []
 
     def loc(self, kp: KeyPath) -> Loc:
@@ -492,8 +512,10 @@ def _python(ck: _Checker, kp: KeyPath, value: Any) -> Optional[str]:
 
 def _version(ck: _Checker, kp: KeyPath, value: Any) -> Optional[str]:
     text = _version_text(ck, kp, value)
-    if text is None:
-        return None
+    if text is None or not ck.pep:
+        return text
+    from packaging.version import InvalidVersion, Version
+
     try:
         Version(text)
     except InvalidVersion:
@@ -598,8 +620,10 @@ def _ref(names: Iterable[str], kind: str, section: str) -> Check:
 
 def _requirement(ck: _Checker, kp: KeyPath, value: Any) -> Optional[str]:
     text = _nonempty(ck, kp, value)
-    if text is None:
-        return None
+    if text is None or not ck.pep:
+        return text
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
@@ -674,8 +698,10 @@ def _copies(ck: _Checker, data: dict, repos: Dict[str, Repo]) -> Dict[str, Copy]
 
 def _specifier(ck: _Checker, kp: KeyPath, value: Any) -> Optional[str]:
     text = _nonempty(ck, kp, value)
-    if text is None:
-        return None
+    if text is None or not ck.pep:
+        return text
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     try:
         SpecifierSet(text)
     except InvalidSpecifier:
@@ -762,7 +788,7 @@ def _check_wheel_files(ck: _Checker, kp: KeyPath, wheel: Wheel) -> None:
         fkp = kp + ("files", arch)
         if wheel.source == "url" and wf.url is None and (fkp + ("url",)) not in ck.locs:
             ck.add(fkp, "source is 'url' but this file has no url (give one, or use source: index)")
-        if wf.filename is None or wheel.package is None or wheel.version is None:
+        if wf.filename is None or wheel.package is None or wheel.version is None or not ck.pep:
             continue
         problem = _wheel_filename_problem(wf, wheel, arch)
         if problem:
@@ -772,6 +798,9 @@ def _check_wheel_files(ck: _Checker, kp: KeyPath, wheel: Wheel) -> None:
 
 
 def _wheel_filename_problem(wf: WheelFile, wheel: Wheel, arch: str) -> str:
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
     try:
         name, version, _build, tags = parse_wheel_filename(wf.filename)
     except (InvalidWheelFilename, InvalidVersion) as exc:
@@ -888,7 +917,9 @@ def _pkgconfig_module(ck: _Checker, kp: KeyPath, value: Any) -> Optional[str]:
     if not match:
         ck.add(kp, f"{text!r}: write a pkg-config module, optionally with a condition (libavcodec>=58,<61)")
         return None
-    if match.group(2):
+    if match.group(2) and ck.pep:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
         try:
             SpecifierSet(match.group(2))
         except InvalidSpecifier:
@@ -956,8 +987,8 @@ TOP = ("name", "description", "python", "index", "indexes", "mirrors", "repos", 
        "wheels", "env", "builds", "dirs", "extends")
 
 
-def _validate(doc: Document, file: Path) -> Spec:
-    ck = _Checker(doc.locs)
+def _validate(doc: Document, file: Path, digest: str = "", pep: bool = True) -> Spec:
+    ck = _Checker(doc.locs, pep)
     for kp, loc, message in doc.problems:
         ck.problems.append((loc.shown, loc.line, f"{loc.shown}:{loc.line} {show_path(kp) or '(top)'}: "
                                                  f"{message}"))
@@ -966,7 +997,7 @@ def _validate(doc: Document, file: Path) -> Spec:
     for key in data:
         if key not in TOP and not _is_tls_key(key):
             ck.add((key,), _unknown_key(key, [k for k in TOP if k != "extends"]))
-    spec = _build(ck, data, file)
+    spec = _build(ck, data, file, digest)
     if ck.problems:
         problems = [text for _f, _l, text in sorted(ck.problems, key=lambda p: (p[0], p[1]))]
         tls = any(TLS_REFUSED in p or HTTP_REFUSED in p for p in problems)
@@ -982,7 +1013,7 @@ def _scalar(ck: _Checker, data: dict, key: str, check: Check, required: bool) ->
     return None
 
 
-def _build(ck: _Checker, data: dict, file: Path) -> Spec:
+def _build(ck: _Checker, data: dict, file: Path, digest: str = "") -> Spec:
     needs_index = any(data.get(k) is not None for k in ("wheels", "env", "builds"))
     name = _scalar(ck, data, "name", _name, True)
     description = _scalar(ck, data, "description", _string, False) or ""
@@ -997,4 +1028,4 @@ def _build(ck: _Checker, data: dict, file: Path) -> Spec:
                 mirrors=mirrors, repos=repos, copies=_copies(ck, data, repos),
                 patches=_patches(ck, data, repos), overlays=_overlays(ck, data, repos), wheels=wheels,
                 env=_env(ck, data, repos, wheels, indexes), dirs=tuple(dirs), raw=copy.deepcopy(data),
-                builds=_builds(ck, data, repos), indexes=indexes)
+                builds=_builds(ck, data, repos), indexes=indexes, digest=digest)

@@ -7,7 +7,6 @@ for this distribution, not minutes into a compile.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +58,7 @@ def install_command(os_release: Mapping[str, str], missing: Sequence[str]) -> Op
         return None
     names = list(dict.fromkeys(PACKAGES[fam].get(m, m) for m in missing))
     installer = list(INSTALLERS[fam])
-    if fam == "rhel" and (os_release.get("ID", "").lower() in ("fedora", "openeuler") or shutil.which("dnf")):
+    if fam == "rhel" and (os_release.get("ID", "").lower() in ("fedora", "openeuler") or _which("dnf")):
         installer[0] = "dnf"
     return [*installer, *names]
 
@@ -76,14 +75,22 @@ def find_tool(tool: str, environ: Mapping[str, str]) -> Optional[str]:
     """`c++` is satisfied by g++ or clang++ as well."""
     path = environ.get("PATH")
     alternatives = {"c++": ["c++", "g++", "clang++"], "cc": ["cc", "gcc", "clang"]}.get(tool, [tool])
-    return next((found for name in alternatives if (found := shutil.which(name, path=path))), None)
+    return next((found for name in alternatives if (found := _which(name, path))), None)
+
+
+def _which(name: str, path: Optional[str] = None) -> Optional[str]:
+    import shutil  # (with bz2 and lzma) only where a tool is looked for: not in an up-to-date run
+
+    return shutil.which(name, path=path)
 
 
 def pkgconfig_version(module: str, environ: Mapping[str, str]) -> Optional[str]:
-    if find_tool("pkg-config", environ) is None:
+    """The module's version as pkg-config (on the environment's PATH) reports it; None without either."""
+    try:
+        proc = subprocess.run(["pkg-config", "--modversion", module], capture_output=True, text=True,
+                              env=dict(environ), stdin=subprocess.DEVNULL)
+    except OSError:  # no pkg-config on that PATH
         return None
-    proc = subprocess.run(["pkg-config", "--modversion", module], capture_output=True, text=True,
-                          env=dict(environ), stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         return None
     return proc.stdout.strip() or None

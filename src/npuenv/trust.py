@@ -6,13 +6,13 @@ mirror), that CA is *added* to the roots here and handed to each client through 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import certifi
+from typing import Optional
 
 from .atomic import write_atomic
 from .errors import TrustError
@@ -168,7 +168,8 @@ def _collect(dest: Path, extras: Sequence[Path], environ: Mapping[str, str],
         certs.update(dict.fromkeys(blocks))
         sources.append((source, len(certs) - before))
 
-    take(certifi.where(), pem_certificates(Path(certifi.where()).read_text(encoding="utf-8")))
+    roots = _certifi_file()
+    take(str(roots), pem_certificates(roots.read_text(encoding="utf-8")))
     for path in _box_sources(environ, system_bundles, dest):
         blocks = pem_certificates(_read_source(path, dest) or "")
         if blocks:
@@ -190,14 +191,61 @@ def build_bundle(dest: Path, extras: Sequence[Path], environ: Mapping[str, str],
     """Write certifi's roots + the box's readable CAs + `extras` to `dest`, de-duplicated, order kept.
 
     `dest` itself is never a source, so rebuilding with an extra removed drops it. The file is only
-    rewritten when its content changes, keeping its mtime for anything that keys on it.
+    rewritten when its content changes, keeping its mtime for anything that keys on it. When no source
+    changed since the last build (their sizes and mtimes, kept beside the bundle), nothing is read again.
     """
     dest = Path(dest)
+    stamp_path = dest.with_name(dest.name + ".sources")
+    stamp = _stamp([_certifi_file(), *_box_sources(environ, system_bundles, dest), *extras])
+    known = _known(stamp_path, stamp, dest)
+    if known is not None:
+        return known
     certs, sources = _collect(dest, extras, environ, system_bundles)
     content = "".join(certs)
     if _read_text(dest) != content:
         write_atomic(dest, content, mode=0o644, encoding="ascii")
-    return BundleInfo(path=dest, sources=sources, total=len(certs))
+    info = BundleInfo(path=dest, sources=sources, total=len(certs))
+    record = {"sources": stamp, "bundle": _stat(dest), "made": [list(s) for s in sources], "total": len(certs)}
+    write_atomic(stamp_path, json.dumps(record), mode=0o644)
+    return info
+
+
+def _certifi_file() -> Path:
+    """certifi's cacert.pem: beside its module in any normal install (certifi.where() gets there through
+    importlib.resources, which costs more than the rest of an up-to-date check of the bundle)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("certifi")  # where it is, without running it
+    beside = Path(found.origin).with_name("cacert.pem") if found and found.origin else None
+    if beside is not None and beside.is_file():
+        return beside
+    import certifi
+
+    return Path(certifi.where())
+
+
+def _stat(path: Path) -> Optional[list]:
+    """(size, mtime_ns) of a file, or of a folder of certificates; None when it is not there."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return [found.st_size, found.st_mtime_ns]
+
+
+def _stamp(paths: Sequence[Path]) -> list:
+    return [[str(p), _stat(p)] for p in paths]
+
+
+def _known(stamp_path: Path, stamp: list, dest: Path) -> Optional[BundleInfo]:
+    """The bundle as it was last built, when neither its sources nor the bundle itself changed since."""
+    try:
+        record = json.loads(stamp_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("sources") != stamp or record.get("bundle") != _stat(dest):
+        return None
+    return BundleInfo(path=dest, sources=[tuple(s) for s in record.get("made", [])], total=record.get("total", 0))
 
 
 def client_env(bundle: Path) -> dict[str, str]:

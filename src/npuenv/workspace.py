@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +137,7 @@ def default_wheels_dir(root: Path) -> Path:
 
 
 def machine() -> str:
-    arch = platform.machine().lower()
+    arch = os.uname().machine.lower()  # what platform.machine() says, without importing platform
     return {"arm64": "aarch64", "amd64": "x86_64"}.get(arch, arch)
 
 
@@ -175,7 +174,15 @@ def mirror_layers(spec: Any, config_value: Any, environ: Mapping[str, str]) -> A
 
 
 def uv_binary() -> str:
-    """An absolute path to uv (never a PATH shim: pyenv shims break in folders with .python-version)."""
+    """An absolute path to uv (never a PATH shim: pyenv shims break in folders with .python-version).
+
+    The `uv` package puts it in this environment's scripts folder, which is where find_uv_bin() looks
+    first; looking there directly spares importing sysconfig on every run."""
+    import sys
+
+    beside = os.path.join(sys.prefix, "bin", "uv")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
     from uv import find_uv_bin
 
     return os.fspath(find_uv_bin())

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from .. import buildlog, cann, toolchain
+from .. import cann, toolchain
 from ..errors import NpuenvError
 from ..proc import CommandFailed, run, run_streaming
-from ..wheelcache import WheelCache, cache_key
 from .base import OK, Checked, Context, Step, drifted, missing, remove_tree
 from .wheel import fetch_pinned
 
@@ -135,6 +134,8 @@ class BuildStep(Step):
         return packages.get(canonicalize_name(item))
 
     def _from_source(self, ctx: Context, log: IO[str]) -> tuple[Path, dict[str, Any]]:
+        from ..wheelcache import WheelCache, cache_key
+
         inputs = self.key_inputs(ctx)
         key = cache_key(inputs)
         cache = WheelCache(ctx.wheels_dir)
@@ -241,6 +242,8 @@ class BuildStep(Step):
         return Path(built[0])
 
     def _failure(self, exc: CommandFailed, log: IO[str]) -> BuildFailed:
+        from .. import buildlog
+
         log.flush()
         text = Path(log.name).read_text(encoding="utf-8", errors="replace") if hasattr(log, "name") else ""
         lines = buildlog.error_lines(text)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import NpuenvError
 from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing, remove_tree
 
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+IGNORED = ("__pycache__", "*.pyc")  # not copied (shutil.ignore_patterns)
 
 
 def tree_digest(folder: Path) -> str:
@@ -56,7 +55,9 @@ class CopyStep(Step):
                               hint="check copies.{}.path in the spec".format(self.copy.name))
         target = ctx.path(self.copy.to)
         tmp = fresh_tmp_sibling(target)
-        shutil.copytree(source, tmp, ignore=IGNORED)
+        import shutil  # only when copying: an up-to-date run never needs it
+
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(*IGNORED))
         digest = tree_digest(tmp)
         old = target.parent / f".{target.name}.npuenv-old"
         remove_tree(old)

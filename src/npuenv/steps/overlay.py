@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,6 +44,8 @@ class OverlayStep(Step):
         return OK
 
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        import shutil  # only when copying: an up-to-date run never needs it
+
         source, target = self.source(ctx), self.target(ctx)
         if not source.is_file():
             raise NpuenvError(

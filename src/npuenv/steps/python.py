@@ -16,9 +16,13 @@ from ..errors import NpuenvError, UsageError
 from .base import OK, Checked, Context, Step, drifted, missing
 
 
-def given(path: str, want: str) -> dict[str, Any]:
+def given(path: str, want: str, recorded: Optional[dict] = None) -> dict[str, Any]:
     """The facts of the interpreter --python names (executable, exact version); a usage error when it is
-    not a CPython `want`."""
+    not a CPython `want`. The interpreter the workspace recorded, unchanged on disk since (same file, size
+    and mtime), is not run again: its recorded facts are the answer."""
+    known = _unchanged(path, recorded or {})
+    if known is not None and pythons.matches(known, want):
+        return known
     facts = pythons.probe(path)
     if pythons.matches(facts, want):
         return facts
@@ -27,6 +31,25 @@ def given(path: str, want: str) -> dict[str, Any]:
     else:
         problem = "no such file" if not os.path.exists(path) else "it does not run"
     raise UsageError(f"--python {path}: {problem}", hint=f"pass the path of a python{want} interpreter")
+
+
+def _file_stamp(path: str) -> Optional[list]:
+    try:
+        found = os.stat(os.path.realpath(path))
+    except OSError:
+        return None
+    return [os.path.realpath(path), found.st_size, found.st_mtime_ns]
+
+
+def _unchanged(path: str, recorded: dict) -> Optional[dict]:
+    """The recorded facts when `path` is the recorded interpreter and its file has not changed."""
+    stamp = recorded.get("stamp")
+    if not stamp or not recorded.get("interpreter") or _file_stamp(path) != stamp:
+        return None
+    if os.path.realpath(recorded["interpreter"]) != stamp[0]:
+        return None
+    return {"executable": recorded["interpreter"], "version": recorded.get("version", ""),
+            "machine": recorded.get("machine", ""), "implementation": "cpython"}
 
 
 class PythonStep(Step):
@@ -88,4 +111,4 @@ class PythonStep(Step):
     def _found(self, facts: Optional[dict], how: str, log: IO[str]) -> dict[str, Any]:
         log.write(f"using {facts['executable']} (CPython {facts['version']}, {how})\n")
         return {"interpreter": facts["executable"], "version": facts["version"], "machine": facts["machine"],
-                "how": how}
+                "how": how, "stamp": _file_stamp(facts["executable"])}
