@@ -235,6 +235,14 @@ def set_env_failure(stderr: str) -> Optional[Tuple[str, str]]:
     return None
 
 
+def after_python(ctx) -> Tuple[Optional[TargetFacts], Optional[CheckResult]]:
+    """facts_for() for the checks after target.python: where that one fails, they skip, pointing at it."""
+    facts, result = facts_for(ctx)
+    if result is not None and result.status.value == "fail":
+        return None, skip("no target env (see target.python)")
+    return facts, result
+
+
 def _bootstrap_only(ctx, ids) -> str:
     return ctx.bootstrap_fix("--only", ",".join(ids))
 
@@ -269,9 +277,9 @@ def _spec_requirement(spec, name: str) -> Optional[Requirement]:
 
 @check("target.torch", "torch in the target env is the version the spec pins")
 def torch(ctx) -> CheckResult:
-    facts, result = facts_for(ctx)
+    facts, result = after_python(ctx)
     if result is not None:
-        return skip("no target env (see target.python)") if result.status.value == "fail" else result
+        return result
     req = _spec_requirement(ctx.spec, "torch")
     found = _installed(facts, "torch")
     if found is None:
@@ -293,9 +301,9 @@ def _same(a: str, b: str) -> bool:
 
 @check("target.torch_npu", "torch_npu is the spec's version, extends the installed torch, and matches CANN")
 def torch_npu(ctx) -> CheckResult:
-    facts, result = facts_for(ctx)
+    facts, result = after_python(ctx)
     if result is not None:
-        return skip("no target env (see target.python)") if result.status.value == "fail" else result
+        return result
     wanted = cann.spec_torch_npu(ctx.spec)
     found = _installed(facts, "torch_npu")
     if found is None:
@@ -359,9 +367,9 @@ def _import_fix(ctx, failures: List[Tuple[str, str]]) -> str:
 @check("target.imports", "torch, torch_npu, apex, decord, mindspeed and megatron are installed "
                          "(--deep: they import, with CANN sourced)")
 def imports(ctx) -> CheckResult:
-    facts, result = facts_for(ctx)
+    facts, result = after_python(ctx)
     if result is not None:
-        return skip("no target env (see target.python)") if result.status.value == "fail" else result
+        return result
     modules = expected_modules(ctx.spec)
     if not modules:
         return skip("the spec's target env names no module to import")
@@ -402,9 +410,9 @@ def _found(ctx, facts: TargetFacts, modules: List[str]) -> CheckResult:
 @check("target.duplicates", "each of torch, torch_npu, apex, decord, mindspeed, megatron comes from one "
                             "distribution (decord and decord2 overwrite each other's files)")
 def duplicates(ctx) -> CheckResult:
-    facts, result = facts_for(ctx)
+    facts, result = after_python(ctx)
     if result is not None:
-        return skip("no target env (see target.python)") if result.status.value == "fail" else result
+        return result
     if not facts.shared:
         return ok("every module comes from one distribution")
     module, dists = next(iter(facts.shared.items()))
