@@ -55,7 +55,8 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     refuse_insecure(environ)
     layout = workspace.Layout(root)
     recorded = workspace.recorded_spec(root) or {}
-    spec = load_spec(workspace.spec_argument(options.spec, root), checked=[recorded.get("checked", "")])
+    argument = workspace.spec_argument(options.spec, root)
+    spec = load_spec(argument, checked=[recorded.get("checked", "")])
     mirrors = workspace.mirror_layers(spec, options.mirrors_config, environ)
     extras = extra_bundles(options.ca_bundle, environ)
     state = State.load(layout.state)
@@ -76,24 +77,22 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
         status=getattr(reporter, "status", lambda *a: None), jobs=len(os.sched_getaffinity(0)) or 1,
         forced=frozenset(forced),
     )
-    warnings = workspace.root_warnings(root) + _switch_warnings(root, spec)
-    ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file), "arg": _spec_record(options, spec, root),
+    warnings = workspace.root_warnings(root) + _switch_warnings(recorded, spec)
+    ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file), "arg": _spec_record(argument, spec),
                              "checked": spec.digest})
     engine = Engine(ctx, selected, log_dir=layout.logs, reporter=reporter, jobs=options.jobs)
     return Prepared(ctx, engine, forced, warnings)
 
 
-def _spec_record(options: Options, spec: Any, root: Path) -> str:
+def _spec_record(argument: str, spec: Any) -> str:
     """What later tasks on this root pass as --spec: a built-in spec by name, any other by its absolute path."""
     from .spec import is_bare_name
 
-    argument = workspace.spec_argument(options.spec, root)
     return argument if is_bare_name(argument) else str(spec.file)
 
 
-def _switch_warnings(root: Path, spec: Any) -> list[str]:
-    recorded = workspace.recorded_spec(root)
-    if recorded is None or recorded.get("file") in (None, str(spec.file)):
+def _switch_warnings(recorded: dict, spec: Any) -> list[str]:
+    if recorded.get("file") in (None, str(spec.file)):
         return []
     return [f"switching this workspace from the spec {recorded.get('name')} ({recorded.get('file')}) to "
             f"{spec.name} ({spec.file}): the steps whose part of the spec differs run again "

@@ -289,19 +289,17 @@ class BuildStep(Step):
 
     def _verify(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
         """The spec's check everywhere; its cann_check where CANN is installed, else recorded as not verified."""
-        with_cann = cann.set_env_present(ctx.env) is not None
-        parts = [("check", self.build.check)]
-        if self.build.cann_check:
-            parts.append(("cann_check", self.build.cann_check if with_cann else ""))
         env = dict(ctx.env, NPUENV_TEST_VIDEO=str(TEST_VIDEO))
-        for field_name, code in parts:
-            if code:
-                self._run_check(ctx, field_name, code, env, log)
-        if self.build.cann_check and not with_cann:
-            skipped = self.build.cann_check.strip().replace("\n", "; ")
-            log.write(f"cann_check ({skipped}): {cann.NOT_VERIFIED} ({cann.set_env_candidate(ctx.env)} is absent)\n")
-            return {"note": f"{cann.NOT_VERIFIED} ({skipped})", "not_verified": skipped}
-        return {}
+        if self.build.check:
+            self._run_check(ctx, "check", self.build.check, env, log)
+        if not self.build.cann_check:
+            return {}
+        if cann.set_env_present(ctx.env) is not None:
+            self._run_check(ctx, "cann_check", self.build.cann_check, env, log)
+            return {}
+        skipped = self.build.cann_check.strip().replace("\n", "; ")
+        log.write(f"cann_check ({skipped}): {cann.NOT_VERIFIED} ({cann.set_env_candidate(ctx.env)} is absent)\n")
+        return {"note": f"{cann.NOT_VERIFIED} ({skipped})", "not_verified": skipped}
 
     def _run_check(self, ctx: Context, field_name: str, code: str, env: dict[str, str], log: IO[str]) -> None:
         proc = self._target_run(ctx, code, env=env)
