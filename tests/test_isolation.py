@@ -164,8 +164,9 @@ def test_add_refuses_a_person_folder_that_is_a_file_or_a_symlink(root, tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (root / "bob").symlink_to(elsewhere)
-    with pytest.raises(IsolationError, match="not a folder"):
+    with pytest.raises(IsolationError) as caught:
         add(root, "bob")
+    assert caught.value.message == f"{root / 'bob'} is a symlink (to {elsewhere}): user.add never writes through a link"
     assert list(elsewhere.iterdir()) == []
 
 

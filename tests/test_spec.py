@@ -555,3 +555,23 @@ def test_a_spec_that_passed_every_check_is_not_parsed_again_by_packaging(tmp_pat
     with pytest.raises(SpecError) as caught:
         load_spec(bad, checked=[spec.digest])
     assert any("env.packages[0]: not a valid requirement" in p for p in caught.value.problems)
+
+
+def test_an_alias_bomb_is_refused_quickly_and_names_the_file(tmp_path):
+    """Nested anchors: ten levels of ten aliases expand to 10^10 values from a file of 1 KB."""
+    lines = ["name: bomb", "python: '3.10'", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    path = write(tmp_path, "bomb.yaml", "\n".join(lines) + "\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}:") and "expand to more than 100000 values" in problem
+
+
+def test_a_huge_spec_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.yaml"
+    with open(path, "w") as handle:
+        handle.write("name: huge\npython: '3.10'\n# " + "x" * (2 << 20) + "\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert "a spec is at most 1048576 bytes" in caught.value.problems[0]

@@ -104,6 +104,7 @@ def bootstrap(options: Options, reporter: Reporter,
     """Run (or with dry_run, plan) the spec in the workspace. Raises StepFailed when a step failed."""
     environ = dict(os.environ if environ is None else environ)
     root = workspace.resolve_root(options.root, environ, create=not options.dry_run)
+    workspace.check_writable(root, write=not options.dry_run)
     on_wait = getattr(reporter, "waiting", None)
     # a dry run only reads: it takes no lock (the state file is replaced atomically, never torn)
     lock = contextlib.nullcontext() if options.dry_run else \

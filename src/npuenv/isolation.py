@@ -426,8 +426,15 @@ def add_user(root: str | os.PathLike, name: str, *, shell: Optional[str] = None,
     if shell not in SHELLS:
         raise UsageError(f"--shell {shell}: not a shell npuenv sets up", hint=f"use one of: {', '.join(SHELLS)}")
     home = paths.home
-    if home.is_symlink() or (home.exists() and not home.is_dir()):
+    if home.is_symlink():
+        raise IsolationError(f"{home} is a symlink (to {os.readlink(home)}): user.add never writes through a link",
+                             hint="move the link aside and run again: user.add makes a real folder there")
+    if home.exists() and not home.is_dir():
         raise IsolationError(f"{home} exists and is not a folder", hint="move it aside, then run again")
+    where = home if home.is_dir() else paths.root
+    if not os.access(where, os.W_OK):
+        raise RootError(f"{where} is not writable (a read-only mount, or another user's folder)",
+                        hint=f"pass a --root you can write to (on ModelArts {PERSISTENT})")
     result = AddResult(paths, shell, created=not home.exists(), init="unchanged")
     previous = _previous_init(paths, adopt)
     for path, mode in paths.dirs():

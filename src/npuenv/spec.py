@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from .errors import SpecError
-from .yamlpos import Document, KeyPath, Loc, describe_error, load
+from .yamlpos import Document, KeyPath, Loc, TooLarge, describe_error, load
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -256,6 +256,8 @@ def _load_file(path: Path, shown: str, spec_dir: Path) -> Document:
         raise SpecError([describe_error(exc, shown)], "Fix the YAML syntax at that line and column.") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"{shown}: cannot read the spec: {exc}"], "") from exc
+    except TooLarge as exc:
+        raise SpecError([str(exc)], "Write the spec out plainly; npuenv refuses what no spec needs.") from exc
     if doc.data is None:
         doc.data = {}
     if not isinstance(doc.data, dict):
@@ -937,7 +939,7 @@ def _requires(ck: _Checker, kp: KeyPath, value: Any) -> Dict[str, Any]:
 def _builds(ck: _Checker, data: dict, repos: Dict[str, Repo]) -> Dict[str, Build]:
     schema = {"package": (_package, True), "strategy": (_choice("source", "wheel", "auto"), False),
               "repo": (_ref(repos, "repo", "repos"), False), "commands": (_list_of(_command), False),
-              "wheels": (_nonempty, False), "clean": (_list_of(_relpath("the repo")), False),
+              "wheels": (_relpath("the repo"), False), "clean": (_list_of(_relpath("the repo")), False),
               "key": (_list_of(_key_item), False), "requires": (_requires, False), "check": (_string, False),
               "cann_check": (_string, False), "version": (_version, False), "prebuilt": (_prebuilt, False)}
     out = {}

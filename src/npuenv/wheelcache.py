@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from .confine import remove
+
 KEY_LENGTH = 20
 
 
@@ -57,16 +59,16 @@ class WheelCache:
             raise WheelNameError(f"{wheel.name} is not installable ({problem}): not caching it")
         final = self.folder(build, key)
         tmp = final.parent / f".{key}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove(tmp, self.root)
         tmp.mkdir(parents=True)
         try:
             shutil.copy2(wheel, tmp / wheel.name)
             meta = {"build": build, "key": key, "wheel": wheel.name, "inputs": inputs, "created": time.time()}
             (tmp / "key.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            shutil.rmtree(final, ignore_errors=True)
+            remove(final, self.root)
             os.replace(tmp, final)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove(tmp, self.root)
         entry = self._entry(final)
         assert entry is not None
         return entry
@@ -79,7 +81,7 @@ class WheelCache:
         return [e for e in found if e is not None]
 
     def remove(self, entry: Entry) -> None:
-        shutil.rmtree(entry.wheel.parent, ignore_errors=True)
+        remove(entry.wheel.parent, self.root)
 
     def _entry(self, folder: Path) -> Optional[Entry]:
         try:

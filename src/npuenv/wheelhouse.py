@@ -63,17 +63,14 @@ def inventory(wheels_dir: Path, specs: Sequence[Any]) -> list[Item]:
     return items
 
 
-def prune(items: Sequence[Item]) -> list[Item]:
-    """Delete what no spec references; returns what was removed."""
-    import shutil
+def prune(items: Sequence[Item], wheels_dir: Path) -> list[Item]:
+    """Delete what no spec references (never anything outside `wheels_dir`); returns what was removed."""
+    from .confine import remove
 
     removed = []
     for item in items:
         if item.unused:
-            if item.path.is_dir():
-                shutil.rmtree(item.path)
-            else:
-                item.path.unlink()
+            remove(item.path, wheels_dir)
             removed.append(item)
     return removed
 

@@ -44,6 +44,17 @@ class Layout:
         return self.home / "ca-bundle.pem"
 
 
+def check_writable(root: Path, *, write: bool) -> None:
+    """npuenv's folder must stay inside the root, and (unless nothing will be written) the root writable."""
+    from .confine import workspace_path
+
+    home = workspace_path(root, ".npuenv")
+    if write and not os.access(home if home.is_dir() else root, os.W_OK):
+        where = home if home.is_dir() else root
+        raise UsageError(f"{where} is not writable (a read-only mount, or another user's folder)",
+                         hint="pick a --root you can write to; on ModelArts that is a folder under /home/ma-user/work")
+
+
 def persistent_root(environ: Mapping[str, str]) -> Path:
     return Path(environ.get(PERSISTENT_VARIABLE) or PERSISTENT)
 
@@ -74,6 +85,9 @@ def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: O
             raise UsageError(f"--root {given}: neither it nor its parent folder {root.parent} exists",
                              hint="create the parent folder first, or pick another root")
         if create:
+            if not os.access(root.parent, os.W_OK):
+                raise UsageError(f"--root {given}: {root.parent} is not writable, so the root cannot be made there",
+                                 hint="pick a --root inside a folder you can write to")
             root.mkdir()
     return root
 

@@ -39,8 +39,20 @@ class Document:
     problems: List[Tuple[KeyPath, Loc, str]]
 
 
+class TooLarge(ValueError):
+    """A file, or what its aliases expand to, beyond what any spec needs: refused before it costs memory."""
+
+
+MAX_BYTES = 1 << 20  # the default spec is 6 KB
+MAX_VALUES = 100_000  # values after aliases are expanded (a "billion laughs" file expands to 10^9)
+
+
 def load(path: Path, shown: str) -> Document:
-    """Load one YAML file. Raises OSError, UnicodeDecodeError or yaml.YAMLError (see `describe_error`)."""
+    """Load one YAML file. Raises OSError, UnicodeDecodeError, yaml.YAMLError (see `describe_error`) or
+    TooLarge."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise TooLarge(f"{shown}: the file is {size} bytes; a spec is at most {MAX_BYTES} bytes")
     text = path.read_text(encoding="utf-8")
     loader = _LOADER(text)
     try:
@@ -72,6 +84,7 @@ class _Builder:
         self.shown = shown
         self.problems: List[Tuple[KeyPath, Loc, str]] = []
         self.active: set = set()
+        self.values = 0  # built so far: aliases make a small file expand without bound
 
     def loc(self, node: Node, value_node: Node | None = None) -> Loc:
         text = None
@@ -83,6 +96,10 @@ class _Builder:
         self.problems.append((kp, self.loc(node), message))
 
     def build(self, node: Node, kp: KeyPath, locs: Dict[KeyPath, Loc]) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise TooLarge(f"{self.shown}:{node.start_mark.line + 1}: its aliases expand to more than {MAX_VALUES} "
+                           "values (nested anchors?); a spec needs a few hundred")
         if id(node) in self.active:
             self.problem(kp, node, "a YAML alias refers to itself (recursive anchor)")
             return None

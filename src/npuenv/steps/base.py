@@ -54,7 +54,10 @@ class Context:
         return self.root / ".npuenv"
 
     def path(self, relative: str) -> Path:
-        return self.root / relative
+        """ROOT/relative; a symlink that leads out of the root is refused (npuenv writes only inside it)."""
+        from ..confine import workspace_path
+
+        return workspace_path(self.root, relative)
 
 
 class Step:
@@ -109,21 +112,18 @@ def is_inside(child: str, parent: str) -> bool:
     return child_parts[: len(parent_parts)] == parent_parts
 
 
-def remove_tree(path: Path) -> None:
-    """Remove a file or folder if it exists (leftovers of an interrupted run)."""
-    import shutil
+def remove_tree(path: Path, *inside: Path) -> None:
+    """Remove a file, link or folder if it exists (leftovers of an interrupted run), checked to lie `inside`."""
+    from ..confine import remove
 
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
+    remove(path, *inside)
 
 
-def fresh_tmp_sibling(path: Path) -> Path:
+def fresh_tmp_sibling(path: Path, inside: Path) -> Path:
     """Where work for `path` happens before the atomic rename: a hidden sibling on the same filesystem.
 
     The workspace lock makes one run at a time, so a leftover of a killed run is simply removed.
     """
     tmp = path.parent / f".{path.name}.npuenv-tmp"
-    remove_tree(tmp)
+    remove_tree(tmp, inside)
     return tmp

@@ -220,9 +220,9 @@ class BuildStep(Step):
         source = self.source_dir(ctx)
         for folder in self.build.clean:
             log.write(f"removing {folder}/ (made by an earlier build)\n")
-            remove_tree(source / folder)
+            remove_tree(source / folder, ctx.root)
         for old in glob.glob(str(source / self.build.wheels)):
-            os.unlink(old)
+            remove_tree(Path(old), ctx.root)
         env, began = self._build_env(ctx), time.monotonic()
 
         def status(line: str) -> None:

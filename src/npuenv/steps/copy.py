@@ -49,28 +49,28 @@ class CopyStep(Step):
         return OK
 
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        import shutil  # only when copying: an up-to-date run never needs it
+
         source = ctx.path(self.repo.path) / self.copy.path
         if not source.is_dir():
             raise NpuenvError(f"{self.copy.path}/ is missing in {self.repo.name} at {self.repo.commit[:12]}",
                               hint="check copies.{}.path in the spec".format(self.copy.name))
         target = ctx.path(self.copy.to)
-        tmp = fresh_tmp_sibling(target)
-        import shutil  # only when copying: an up-to-date run never needs it
-
+        tmp = fresh_tmp_sibling(target, ctx.root)
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(*IGNORED))
         digest = tree_digest(tmp)
         old = target.parent / f".{target.name}.npuenv-old"
-        remove_tree(old)
+        remove_tree(old, ctx.root)
         recorded = ctx.state.resolved(self.id).get("tree")
         if recorded and target.is_dir() and tree_digest(target) != recorded:
             # files were edited after npuenv copied them: keep the edited tree instead of discarding it
             old = target.parent / f"{target.name}.npuenv-backup"
-            remove_tree(old)
+            remove_tree(old, ctx.root)
             log.write(f"{target} was edited: kept as {old}\n")
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
         if old.name.startswith("."):
-            remove_tree(old)
+            remove_tree(old, ctx.root)
         log.write(f"copied {source} -> {target}\n")
         return {"tree": digest}

@@ -60,7 +60,7 @@ class OverlayStep(Step):
             backup = target.with_name(target.name + ".npuenv-backup")
             shutil.copy2(target, backup)
             log.write(f"{target} was edited: kept as {backup}\n")
-        tmp = fresh_tmp_sibling(target)
+        tmp = fresh_tmp_sibling(target, ctx.root)
         shutil.copy2(source, tmp)
         os.replace(tmp, target)
         log.write(f"copied {source} -> {target}\n")

@@ -63,7 +63,7 @@ class RepoStep(Step):
         return {"commit": self.repo.commit, "url": self.url(ctx), **self._verify_ref(ctx, path, log)}
 
     def _clone(self, ctx: Context, path: Path, log: IO[str]) -> None:
-        tmp = fresh_tmp_sibling(path)
+        tmp = fresh_tmp_sibling(path, ctx.root)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         git.git(["init", "-q", str(tmp)], env=ctx.env, log=log)
         git.git(["remote", "add", "origin", self.url(ctx)], cwd=tmp, env=ctx.env, log=log)

@@ -7,7 +7,7 @@ from typing import IO, Any, Optional
 
 from ..errors import FetchError, NpuenvError
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Step, drifted, missing
+from .base import OK, Checked, Context, Step, drifted, missing, remove_tree
 
 
 class WheelStep(Step):
@@ -69,7 +69,7 @@ def fetch_pinned(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[str
     dest = ctx.wheels_dir / entry.filename
     if dest.is_file() and sha256_file(dest) != entry.sha256:
         log.write(f"{dest} has the wrong sha256: removing it\n")
-        dest.unlink()
+        remove_tree(dest, ctx.wheels_dir)
     if dest.is_file():
         log.write(f"{dest} sha256 {entry.sha256} ok (cached)\n")
         return None

@@ -25,6 +25,9 @@ def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             sys.stderr.write("interrupted: run the same command again to resume\n")
             raise Exit(code=130) from None
+        except OSError as exc:  # the filesystem said no: name the file, never a traceback
+            Console().error(filesystem_error(exc))
+            raise Exit(code=1) from None
         except Exit:
             raise
         except Exception:
@@ -32,6 +35,21 @@ def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
             traceback.print_exc()
             raise Exit(code=70) from None
     return wrapper
+
+
+def filesystem_error(exc: OSError) -> Any:
+    """An OSError as a user-facing error: what failed, on which path, and what usually helps."""
+    import errno
+
+    from ..errors import NpuenvError
+
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    hints = {errno.EROFS: "that folder is on a read-only mount: pick a --root you can write to",
+             errno.EACCES: "check who owns that path and its permissions (ls -ld)",
+             errno.EPERM: "check who owns that path and its permissions (ls -ld)",
+             errno.ENOSPC: "the disk is full: free some space (invoke doctor --check storage)",
+             errno.EDQUOT: "the disk quota is used up: free some space"}
+    return NpuenvError(f"{exc.strerror or exc}" + (f": {paths}" if paths else ""), hints.get(exc.errno, ""))
 
 
 def mirrors_config(c: Any) -> Any:

@@ -39,6 +39,6 @@ def wheels(c, wheels=None, spec=None, prune=False):
         out.line(f"{'':<10}  {human_bytes(item.size)}, {item.age_days:.1f} days old, used by: {used}"
                  + (f"\n{'':<10}  {item.detail}" if item.detail else ""))
     if prune:
-        removed = wheelhouse.prune(items)
+        removed = wheelhouse.prune(items, folder)
         freed = sum(i.size for i in removed)
         out.line(f"pruned {len(removed)} item(s), {human_bytes(freed)} freed")
