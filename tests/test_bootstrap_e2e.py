@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_reaper import holders
 from tests.world.upstream import REPOS, add_commit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,11 +181,29 @@ def test_sigkill_mid_step_then_rerun_converges(world, tmp_path, needs_310):
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    target = str(tmp_path / "ws" / ".npuenv" / "target")
+    wait_for(lambda: not holders(target))  # uv sync did not outlive the killed bootstrap
     assert "env" not in state(tmp_path)["steps"]
     again = bootstrap(world, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "env" in state(tmp_path)["steps"]
     assert bootstrap(world, tmp_path).stdout.count("up-to-date") == len(STEPS)
+
+
+def test_a_build_dies_with_a_killed_bootstrap(world, tmp_path, done):
+    """kill -9 of bootstrap's whole process group mid-build: the build and what it started go too."""
+    token = f"npuenv-build-{tmp_path.name}"
+    hanging = world_spec(world, tmp_path / "hang.yaml", builds={"decord": {"commands": [
+        ["bash", "-c", f"(exec -a {token}-child sleep 600) & exec -a {token} sleep 600"]]}})
+    proc = bootstrap(world, tmp_path, "--only", "build:decord", spec=hanging, popen=True)
+    try:
+        wait_for(lambda: bool(holders(token, argv0=True)) and bool(holders(f"{token}-child", argv0=True)))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        wait_for(lambda: not holders(token))
+    finally:
+        for pid in holders(token):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_wrong_sha256_is_refused_and_leaves_nothing(world, tmp_path):

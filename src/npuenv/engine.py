@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from .errors import NpuenvError, StepFailed, UsageError
-from .proc import CommandFailed
+from .proc import CommandFailed, stop_all
 from .steps.base import Context, Step
 
 
@@ -190,29 +190,14 @@ class Engine:
         start = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         done: set[str] = set()
-        failed = False
         pending = list(self.steps)
         running: dict[Future, Step] = {}
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            while pending or running:
-                if not failed:
-                    for step in [s for s in pending if all(d in done for d in s.deps)]:
-                        if len(running) >= self.jobs:
-                            break
-                        pending.remove(step)
-                        running[pool.submit(self._run_step, step, forced)] = step
-                if not running:
-                    break
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in finished:
-                    step = running.pop(future)
-                    outcome = future.result()
-                    report.outcomes.append(outcome)
-                    self.reporter.finished(outcome)
-                    if outcome.result == "failed":
-                        failed = True
-                    else:
-                        done.add(step.id)
+            try:
+                self._schedule(pool, pending, running, done, forced, report)
+            except BaseException:  # an interrupt: stop what running steps started, or the pool waits on it
+                stop_all()
+                raise
         for step in pending:
             blocked = [d for d in step.deps if d not in done]
             reason = f"needs {', '.join(blocked)}" if blocked else "stopped after a failure"
@@ -221,6 +206,30 @@ class Engine:
             self.reporter.finished(outcome)
         report.wall = time.monotonic() - start
         return report
+
+    def _schedule(self, pool: ThreadPoolExecutor, pending: list, running: dict, done: set, forced: set[str],
+                  report: RunReport) -> None:
+        """Start steps whose dependencies are done, up to `jobs` at once; after a failure, start none."""
+        failed = False
+        while pending or running:
+            if not failed:
+                for step in [s for s in pending if all(d in done for d in s.deps)]:
+                    if len(running) >= self.jobs:
+                        break
+                    pending.remove(step)
+                    running[pool.submit(self._run_step, step, forced)] = step
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                outcome = future.result()
+                report.outcomes.append(outcome)
+                self.reporter.finished(outcome)
+                if outcome.result == "failed":
+                    failed = True
+                else:
+                    done.add(step.id)
 
     def _run_step(self, step: Step, forced: set[str]) -> Outcome:
         began = time.monotonic()

@@ -10,7 +10,6 @@ import importlib
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -165,32 +164,24 @@ def run_smoke(python: str, *, cann_set_env: Optional[Path], env: Mapping[str, st
 
 def _run_group(argv: list[str], env: Mapping[str, str], cwd: Optional[Path],
                timeout: float) -> tuple[str, str, int]:
-    """Run argv in a process group of its own; on timeout or interrupt, kill that group (ours alone)."""
+    """Run argv under npuenv's supervisor (npuenv.proc): on timeout or interrupt its whole group is stopped
+    (ours alone), and it dies with npuenv if npuenv is killed."""
+    from .proc import finish, spawn, stop
+
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        proc = spawn(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True, errors="replace")
     except OSError as exc:
         raise SmokeError(f"cannot run {argv[0]}: {exc.strerror}", hint="is the target env intact?") from None
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = finish(proc, lambda: proc.communicate(timeout=timeout))
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        stop(proc)
         out, err = proc.communicate()
         raise SmokeError(f"the smoke test did not finish within {timeout:.0f} s" + _last_lines(out, err),
                          hint="a device held by another process can make torch_npu hang: `invoke kill-npu`, "
                               "then run it again") from None
-    except BaseException:
-        _kill_group(proc)
-        proc.communicate()
-        raise
     return out, err, proc.returncode
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # not yet waited for: the pid is still ours
-    except ProcessLookupError:
-        pass
 
 
 def _last_lines(out: str, err: str) -> str:
