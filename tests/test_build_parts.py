@@ -261,3 +261,29 @@ def test_the_cache_never_holds_an_invalid_wheel(tmp_path):
     valid = _apex_like_wheel(tmp_path / "ok", "0.1+ascend", "0.1+ascend")
     assert cache.put("apex", "j" * 20, valid, {}).wheel.name == valid.name
     assert [e.wheel.name for e in cache.entries()] == [valid.name]
+
+
+def test_leftovers_of_killed_runs_are_swept_but_not_what_is_in_use(tmp_path):
+    """`.<key>.tmp-PID` of a dead process goes; a live one's stays; a `.part` someone downloads stays."""
+    from npuenv import wheelhouse
+    from npuenv.lock import entry_lock
+
+    wheels = tmp_path / "wheels"
+    folder = wheels / "built" / "apex"
+    dead = _dead_pid()
+    (folder / f".k.tmp-{dead}").mkdir(parents=True)
+    (folder / f".k.old-{dead}").mkdir()
+    (folder / f".k.tmp-{os.getpid()}").mkdir()
+    (wheels / "idle.whl.part").write_bytes(b"half")
+    (wheels / "busy.whl.part").write_bytes(b"half")
+    with entry_lock(wheels / ".locks" / "busy.whl.lock"):
+        removed = wheelhouse.sweep(wheels)
+    assert sorted(p.name for p in removed) == [f".k.old-{dead}", f".k.tmp-{dead}", "idle.whl.part"]
+    assert (folder / f".k.tmp-{os.getpid()}").is_dir() and (wheels / "busy.whl.part").is_file()
+
+
+def _dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

@@ -163,3 +163,24 @@ def test_no_ffmpeg_headers_names_both_ways_out(world, tmp_path, can_build):
     assert "apt-get install -y" in hint and "libavcodec-dev" in hint  # this machine is Debian
     assert "`strategy: wheel` under builds.decord" in hint and "decord2" in hint
     assert "$ cmake" not in (tmp_path / "ws" / ".npuenv" / "logs" / "build_decord.log").read_text()
+
+
+def test_two_workspaces_sharing_a_wheelhouse_download_and_build_once(world, tmp_path, can_build):
+    """Two bootstraps at once on one wheelhouse: one downloads torch_npu and compiles apex, the other waits
+    under the entry's lock and takes what the first made. Nothing half-made is left."""
+    wheels = tmp_path / "shared-wheels"
+    spec = source_spec(world, tmp_path)
+    for name in ("alice", "bob"):
+        (tmp_path / name).mkdir()
+    world.server.clear_requests()
+    runs = [bootstrap(world, tmp_path / name, "--only", "build:apex", spec=spec, popen=True, wheels=wheels)
+            for name in ("alice", "bob")]
+    outputs = [run.communicate(timeout=900)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    logs = [(tmp_path / name / "ws/.npuenv/logs/build_apex.log").read_text() for name in ("alice", "bob")]
+    assert sum("cache miss" in log for log in logs) == 1 and sum("cache hit" in log for log in logs) == 1
+    entries = [p.name for p in (wheels / "built" / "apex").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1
+    assert not [p for p in (wheels / "built" / "apex").iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    downloads = [path for _m, path, _r in world.server.requests if path.endswith(world.torch_npu_file)]
+    assert len(downloads) == 1 and not list(wheels.glob("*.part"))

@@ -1,4 +1,6 @@
-"""A workspace lock so two npuenv runs never interleave (fcntl, released by the kernel on any exit)."""
+"""Locks (fcntl, released by the kernel on any exit): the workspace lock, so two npuenv runs in one
+workspace never interleave; and entry locks, so runs of several workspaces that share a wheelhouse
+download and build each thing once, and never replace what another is installing."""
 
 from __future__ import annotations
 
@@ -42,5 +44,38 @@ def workspace_lock(path: Path, *, wait: bool = False,
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}\n".encode(), 0)
         yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def entry_lock(path: Path, *, on_wait: Optional[Callable[[], None]] = None) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (made when missing), waiting for another holder to finish."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def try_entry_lock(path: Path) -> Iterator[bool]:
+    """Hold `path`'s lock if it is free (yields True), else yield False at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)

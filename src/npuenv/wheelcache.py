@@ -47,6 +47,10 @@ class WheelCache:
     def folder(self, build: str, key: str) -> Path:
         return self.root / build / key
 
+    def lock_path(self, build: str, key: str) -> Path:
+        """Held while an entry is looked up, built, stored or installed from (npuenv.lock.entry_lock)."""
+        return self.root / build / f".{key}.lock"
+
     def get(self, build: str, key: str) -> Optional[Entry]:
         return self._entry(self.folder(build, key))
 
@@ -58,17 +62,21 @@ class WheelCache:
         if problem:
             raise WheelNameError(f"{wheel.name} is not installable ({problem}): not caching it")
         final = self.folder(build, key)
+        self.sweep(final.parent)
         tmp = final.parent / f".{key}.tmp-{os.getpid()}"
-        remove(tmp, self.root)
+        old = final.parent / f".{key}.old-{os.getpid()}"
+        remove(tmp, self.root)  # a run with this PID before us
         tmp.mkdir(parents=True)
         try:
             shutil.copy2(wheel, tmp / wheel.name)
             meta = {"build": build, "key": key, "wheel": wheel.name, "inputs": inputs, "created": time.time()}
             (tmp / "key.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            remove(final, self.root)
+            if final.exists():  # (a forced rebuild) the old entry steps aside, the new one takes its name
+                os.replace(final, old)
             os.replace(tmp, final)
         finally:
             remove(tmp, self.root)
+            remove(old, self.root)
         entry = self._entry(final)
         assert entry is not None
         return entry
@@ -79,6 +87,19 @@ class WheelCache:
         found = (self._entry(folder) for build in sorted(self.root.iterdir()) if build.is_dir()
                  for folder in sorted(build.iterdir()) if not folder.name.startswith("."))
         return [e for e in found if e is not None]
+
+    def sweep(self, folder: Path) -> list[Path]:
+        """Remove what killed runs left in `folder` (`.<key>.tmp-PID`, `.<key>.old-PID` of dead PIDs)."""
+        removed = []
+        for leftover in sorted(folder.glob(".*.tmp-*")) + sorted(folder.glob(".*.old-*")) if folder.is_dir() else []:
+            pid = leftover.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                remove(leftover, self.root)
+                removed.append(leftover)
+        return removed
+
+    def sweep_all(self) -> list[Path]:
+        return [p for build in sorted(self.root.glob("*")) if build.is_dir() for p in self.sweep(build)]
 
     def remove(self, entry: Entry) -> None:
         remove(entry.wheel.parent, self.root)
@@ -98,3 +119,13 @@ def _valid_name(filename: str) -> bool:
     from .reversion import name_problem
 
     return not name_problem(filename)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

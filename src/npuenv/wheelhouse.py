@@ -75,6 +75,21 @@ def prune(items: Sequence[Item], wheels_dir: Path) -> list[Item]:
     return removed
 
 
+def sweep(wheels_dir: Path) -> list[Path]:
+    """Remove what killed runs left: half-downloaded `.part` files nobody is downloading now, and the
+    temporary folders of the build cache whose process is gone."""
+    from .confine import remove
+    from .lock import try_entry_lock
+
+    removed = WheelCache(wheels_dir).sweep_all()
+    for part in sorted(wheels_dir.glob("*.part")) if wheels_dir.is_dir() else []:
+        with try_entry_lock(wheels_dir / ".locks" / f"{part.name[:-len('.part')]}.lock") as free:
+            if free:
+                remove(part, wheels_dir)
+                removed.append(part)
+    return removed
+
+
 def wheel_requires(wheel: Path) -> list[str]:
     """The Requires-Dist lines of a wheel's METADATA ([] when the file cannot be read as a wheel)."""
     import zipfile

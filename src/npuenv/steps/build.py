@@ -103,10 +103,16 @@ class BuildStep(Step):
             entry = self.build.prebuilt.files[ctx.arch]
             fetch_pinned(ctx, self.id, self.build.prebuilt, entry, log)
             wheel, facts = ctx.wheels_dir / entry.filename, {"strategy": "wheel", "sha256": entry.sha256}
+            dist = parse_wheel_filename(wheel.name)[0]
+            self._install(ctx, wheel, dist, log)
         else:
-            wheel, facts = self._from_source(ctx, log)
-        dist = parse_wheel_filename(wheel.name)[0]
-        self._install(ctx, wheel, dist, log)
+            # the cache entry's lock covers look-up, build, store and install: a second workspace on the same
+            # wheelhouse waits, then installs what the first built; a forced rebuild never swaps the wheel
+            # out from under an install
+            with self._entry_lock(ctx, log):
+                wheel, facts = self._from_source(ctx, log)
+                dist = parse_wheel_filename(wheel.name)[0]
+                self._install(ctx, wheel, dist, log)
         verified = self._verify(ctx, log)
         return {**facts, **verified, "wheel": str(wheel), "dist": dist, "dist_info": self._dist_info(ctx, dist)}
 
@@ -132,6 +138,18 @@ class BuildStep(Step):
             return toolchain.pkgconfig_version(item.split(":", 1)[1], ctx.env)
         packages = {canonicalize_name(k): v for k, v in ctx.state.resolved("env").get("packages", {}).items()}
         return packages.get(canonicalize_name(item))
+
+    def _entry_lock(self, ctx: Context, log: IO[str]):
+        from ..lock import entry_lock
+        from ..wheelcache import WheelCache, cache_key
+
+        key = cache_key(self.key_inputs(ctx))
+
+        def waiting() -> None:
+            log.write(f"another npuenv is building {self.build.name} (key {key}): waiting for it\n")
+            ctx.status(self.id, f"waiting for another npuenv building {self.build.name}")
+
+        return entry_lock(WheelCache(ctx.wheels_dir).lock_path(self.build.name, key), on_wait=waiting)
 
     def _from_source(self, ctx: Context, log: IO[str]) -> tuple[Path, dict[str, Any]]:
         from ..wheelcache import WheelCache, cache_key

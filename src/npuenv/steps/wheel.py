@@ -65,7 +65,21 @@ class WheelStep(Step):
 
 
 def fetch_pinned(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[str]) -> Optional[str]:
-    """Put the pinned file `entry` of `wheel` into the wheelhouse, verified; returns the URL fetched, if any."""
+    """Put the pinned file `entry` of `wheel` into the wheelhouse, verified; returns the URL fetched, if any.
+
+    Workspaces may share the wheelhouse: one downloads under the file's lock, the others wait, then find
+    it there."""
+    from ..lock import entry_lock
+
+    def waiting() -> None:
+        log.write(f"another npuenv is downloading {entry.filename}: waiting for it\n")
+        ctx.status(step_id, f"waiting for another npuenv downloading {entry.filename}")
+
+    with entry_lock(ctx.wheels_dir / ".locks" / f"{entry.filename}.lock", on_wait=waiting):
+        return _fetch_locked(ctx, step_id, wheel, entry, log)
+
+
+def _fetch_locked(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[str]) -> Optional[str]:
     dest = ctx.wheels_dir / entry.filename
     if dest.is_file() and sha256_file(dest) != entry.sha256:
         log.write(f"{dest} has the wrong sha256: removing it\n")

@@ -23,14 +23,18 @@ def wheels(c, wheels=None, spec=None, prune=False):
     from .. import wheelhouse
     from ..report import Console, human_bytes
     from ..spec import available_specs, builtin_spec_dir, load_spec
+    from ..errors import UsageError
     from ..workspace import default_wheels_dir
 
     folder = Path(wheels).absolute() if wheels else default_wheels_dir(Path.cwd())
+    if wheels and not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"--wheels {wheels}: {problem}", hint="pass the wheelhouse folder bootstrap used (--wheels)")
     names = [*available_specs(builtin_spec_dir()), *(spec or [])]
     specs = [load_spec(name) for name in names]
     items = wheelhouse.inventory(folder, specs)
     out = Console()
-    if not items:
+    if not items and not prune:
         out.line(f"{folder}: empty")
         return
     for item in items:
@@ -41,4 +45,6 @@ def wheels(c, wheels=None, spec=None, prune=False):
     if prune:
         removed = wheelhouse.prune(items, folder)
         freed = sum(i.size for i in removed)
-        out.line(f"pruned {len(removed)} item(s), {human_bytes(freed)} freed")
+        leftovers = wheelhouse.sweep(folder)
+        out.line(f"pruned {len(removed)} item(s), {human_bytes(freed)} freed"
+                 + (f"; removed {len(leftovers)} leftover(s) of interrupted runs" if leftovers else ""))
