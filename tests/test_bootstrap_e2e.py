@@ -438,3 +438,21 @@ def test_two_workspaces_on_a_box_share_one_uv_cache(world, tmp_path, needs_310):
     assert not (persistent / "bob" / "ws" / ".npuenv" / "cache").exists()
     downloads = [path for _m, path, _r in world.server.requests if path.endswith(".whl")]
     assert downloads == []  # every wheel came out of the shared cache
+
+
+def test_a_failing_git_server_is_named_by_its_status(fresh_upstream, tmp_path):
+    world = fresh_upstream
+    world.server.fail_next("/git/github.com/NVIDIA/Megatron-LM.git", count=50, status=503)
+    proc = bootstrap(world, tmp_path, "--only", "repo:megatron")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "answered HTTP 503" in proc.stderr and "exit code 128" not in proc.stderr.splitlines()[0]
+    assert "run again later" in proc.stderr
+
+
+def test_a_failing_index_gets_the_index_hint_not_the_resolver_one(fresh_upstream, tmp_path, needs_310):
+    world = fresh_upstream
+    world.server.fail_next("/simple/decorator/", count=200, status=503)  # one page the env needs
+    proc = bootstrap(world, tmp_path, "--only", "env")
+    assert proc.returncode == 1 and "step env failed" in proc.stderr
+    hint = [line for line in proc.stderr.splitlines() if line.startswith("hint: ")][-1]
+    assert "answered HTTP 503" in hint and "missing from the index" not in hint

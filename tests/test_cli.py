@@ -271,3 +271,13 @@ def test_dry_run_lists_every_step_with_its_pins_and_changes_nothing(tmp_path):
     assert pins["wheels"]["torch_npu"]["files"][arch]["sha256"] in proc.stdout
     assert not root.exists()  # a dry run writes nothing at all, not even the root or its lock
     assert (sorted(p.name for p in wheels.iterdir()) if wheels.is_dir() else None) == wheels_before
+
+
+@pytest.mark.parametrize("make, problem", [("file", "is not a folder"), (None, "does not exist")])
+def test_wheels_on_something_that_is_not_a_wheelhouse_is_a_usage_error(tmp_path, make, problem):
+    given = tmp_path / "wheels"
+    if make == "file":
+        given.write_text("not a folder\n")
+    proc = invoke(tmp_path, "wheels", "--wheels", str(given))
+    assert proc.returncode == 2 and f"--wheels {given}: {problem}" in proc.stderr, proc.stdout + proc.stderr
+    assert "empty" not in proc.stdout

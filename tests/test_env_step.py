@@ -102,3 +102,19 @@ def test_the_venv_is_compared_with_the_lock(tmp_path):
     drifted = _venv(tmp_path / "drifted", ["mindspeed-0.8.0", "torch-2.2.0", "PyYAML-6.0.2"])
     assert lock_differences(locked, installed_versions(drifted)) == ["torch 2.2.0, locked 2.1.0+cpu",
                                                                      "torch-npu missing"]
+
+
+def test_a_failed_sync_gets_the_hint_for_its_cause():
+    """Captured uv 0.13 outputs: an index that answers 503, a connection that breaks, a failed resolution."""
+    from npuenv.steps.env import uv_failure_hint
+
+    overloaded = ("error: Failed to fetch: `https://mirror.example/simple/numpy/`\n"
+                  "  Caused by: HTTP status server error (503 Service Unavailable) for url "
+                  "(https://mirror.example/simple/numpy/)\n")
+    cut = ("error: Failed to download `torch==2.1.0`\n  Caused by: request or response body error\n"
+           "  Caused by: error reading a body from connection\n  Caused by: connection closed before message completed\n")
+    unsolvable = ("  x No solution found when resolving dependencies:\n"
+                  "  `-> Because there is no version of torch==2.1.0+cpu and torch-npu==2.1.0.post8 depends on ...\n")
+    assert "answered HTTP 503" in uv_failure_hint(overloaded) and "run again later" in uv_failure_hint(overloaded)
+    assert "broke or could not be made" in uv_failure_hint(cut) and "missing from the index" not in uv_failure_hint(cut)
+    assert "missing from the index" in uv_failure_hint(unsolvable)

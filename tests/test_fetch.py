@@ -128,6 +128,15 @@ def test_transient_errors_give_up_after_the_retries(world, bundle, served, tmp_p
     assert len(requests_for(world, url_path)) == 3
 
 
+def test_a_connection_cut_every_time_says_how_far_it_got_in_one_count(world, bundle, served, tmp_path):
+    url, url_path, content, digest = served
+    world.server.cut_after(url_path, 50_000, times=3)  # each attempt resumes, and gets 50 000 bytes further
+    with pytest.raises(FetchError) as caught:
+        download(url, tmp_path / "a.bin", digest, ca_bundle=bundle, retries=2, backoff=0.01)
+    message = caught.value.message
+    assert f"the connection was cut after 150000 of {SIZE} bytes" in message and "IncompleteRead" not in message
+
+
 def test_404_is_not_retried(world, bundle, tmp_path):
     url_path = "/files/fetch-tests/does-not-exist.bin"
     with pytest.raises(FetchError, match="HTTP 404") as caught:

@@ -109,8 +109,9 @@ def test_good_names(name):
 
 @pytest.mark.parametrize("name, why", [
     ("", "empty"), ("a/b", "not a path"), ("../x", "not a path"), ("a.b", "dot"), (".local", "dot"),
-    ("has space", "space"), ("Alice", "capital"), ("1abc", ""), ("-x", "option"), ("a" * 33, "longer"),
-    ("a\nb", "space"), ("ali$ce", ""), ("é", ""),
+    ("has space", "space"), ("Alice", "capital"), ("1abc", "starts with '1', not a letter"), ("-x", "option"),
+    ("a" * 33, "longer"), ("a\nb", "control character ('\\n')"), ("ali$ce", ""), ("é", ""),
+    ("root", "reserved"), ("ma-user", "reserved"), ("shared", "reserved"),
 ])
 def test_bad_names_are_refused_clearly(name, why, root):
     with pytest.raises(UserNameError) as info:
@@ -119,6 +120,12 @@ def test_bad_names_are_refused_clearly(name, why, root):
     assert "lowercase letters" in info.value.hint
     assert isinstance(info.value, UsageError) and info.value.exit_code == 2
     assert list(root.iterdir()) == []
+
+
+def test_a_line_break_in_a_name_is_called_what_it_is(root):
+    with pytest.raises(UserNameError) as info:
+        add(root, "bob\nx")
+    assert "control character" in info.value.message and "space" not in info.value.message
 
 
 def test_bad_name_hint_suggests_one(root):

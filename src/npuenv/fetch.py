@@ -154,7 +154,8 @@ def _stream(resp: requests.Response, part: Path, done: int, total: Optional[int]
                 if opts.progress:
                     opts.progress(done, total)
         except urllib3.exceptions.HTTPError as exc:
-            raise _Transient(f"connection broke after {done} bytes: {_brief(exc)}") from exc
+            of = f" of {total}" if total else ""  # one count: the file's bytes (urllib3's is this response's)
+            raise _Transient(f"the connection was cut after {done}{of} bytes") from exc
         out.flush()
         os.fsync(out.fileno())
     if expected is not None and got < expected:

@@ -94,6 +94,17 @@ def explain(output: str, url: str) -> Optional[GitError]:
         if needle in output:
             return GitError(f"cannot reach {host} ({needle.lower()})",
                             hint=f"set a mirror: NPUENV_MIRRORS='{_prefix(url)}=https://your-mirror/...'")
+    status = re.search(r"The requested URL returned error: (\d{3})", output)
+    if status:
+        code = int(status.group(1))
+        hint = ("the server is failing or overloaded: run again later (finished steps are kept), or use a mirror"
+                if code >= 500 else "check the repository URL (and any mirror rewriting it) and your access to it")
+        return GitError(f"{host} answered HTTP {code} for {url}", hint=hint)
+    for needle in ("early EOF", "unexpected disconnect", "transfer closed", "RPC failed", "Connection reset",
+                   "the remote end hung up unexpectedly"):
+        if needle in output:
+            return GitError(f"the connection to {host} was cut during the transfer ({needle})",
+                            hint="run again: git starts the fetch anew; on a flaky link use a closer mirror")
     return None
 
 

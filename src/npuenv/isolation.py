@@ -59,21 +59,34 @@ class IsolationError(NpuenvError):
 # --- names, roots and paths ---------------------------------------------------------------------------
 
 
+# names of the account, of everyone, or of nobody in particular: a folder under them would mislead
+RESERVED_NAMES = frozenset({"root", "ma-user", "mauser", "admin", "shared", "all", "everyone"})
+
+
 def check_name(name: str) -> str:
-    """`name` when it is 1-32 lowercase letters, digits, '-' or '_' starting with a letter; else UserNameError."""
-    if NAME_PATTERN.fullmatch(name or ""):
+    """`name` when it is 1-32 lowercase letters, digits, '-' or '_' starting with a letter, and not reserved;
+    else UserNameError, naming every reason."""
+    if NAME_PATTERN.fullmatch(name or "") and name not in RESERVED_NAMES:
         return name
     rules = "use 1-32 lowercase letters, digits, '-' or '_', starting with a letter"
+    if name in RESERVED_NAMES:
+        raise UserNameError(f"user name {name!r} is reserved: it names the account or everyone, not a person",
+                            hint=f"give the person's own name ({rules})")
     problems = []
     if not name:
         problems.append("it is empty")
     if name.startswith("-"):
         problems.append("it starts with '-': an option where NAME should be? (help: invoke --help user.add)")
+    elif name[:1].isdigit() or name[:1] == "_":
+        problems.append(f"it starts with {name[0]!r}, not a letter")
     if "/" in name or "\\" in name:
         problems.append("a name is one folder under ROOT, not a path")
     if "." in name:
         problems.append("it has a dot")
-    if any(c.isspace() for c in name):
+    controls = [c for c in name if not c.isprintable()]
+    if controls:
+        problems.append(f"it has a control character ({', '.join(sorted({repr(c) for c in controls}))})")
+    if any(c == " " or (c.isspace() and c.isprintable()) for c in name):
         problems.append("it has a space")
     if name and name.lower() != name:
         problems.append("it has capital letters")

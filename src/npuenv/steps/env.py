@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from ..errors import NpuenvError
 from ..digest import sha256_file
-from ..proc import run
+from ..proc import CommandFailed, run
 from ..atomic import write_atomic
 from .base import OK, Checked, Context, Step, drifted, missing
 
@@ -90,6 +90,23 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def uv_failure_hint(output: str) -> str:
+    """What to do, from what uv said: a failing index, a network that broke, or a resolution that failed."""
+    status = re.search(r"\b(5\d\d) [A-Z][A-Za-z ]+\)", output) or re.search(r"status code:? (5\d\d)", output)
+    if status:
+        return (f"the package index answered HTTP {status.group(1)}: it is failing or overloaded. Run again later "
+                "(finished steps are kept), or use a mirror of the index (spec mirrors:, NPUENV_MIRRORS)")
+    network = ("error sending request", "connection closed", "Connection reset", "error decoding response body",
+               "operation timed out", "dns error", "tcp connect error", "request or response body error")
+    if any(needle in output for needle in network):
+        return ("the connection to the package index broke or could not be made: check the network (or the "
+                "mirror) and run again")
+    if "No solution found" in output or "unsatisfiable" in output:
+        return ("the resolver's message above says which requirement cannot be met: usually a package or "
+                "version missing from the index (or from PyTorch's CPU index, for torch on x86_64)")
+    return "read uv's message in the step's log"
+
+
 def toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
@@ -159,8 +176,13 @@ class EnvStep(Step):
             write_atomic(path, text)
             log.write(f"wrote {path}\n{text}\n")
         # inexact: wheels that build steps install later (apex, decord) stay in the env
-        run(self.uv(ctx, "sync", "--inexact"), env=self.uv_env(ctx), log=log,
-            hint="read the resolver's message above; a package missing from the index is the usual cause")
+        try:
+            run(self.uv(ctx, "sync", "--inexact"), env=self.uv_env(ctx), log=log)
+        except CommandFailed as exc:
+            log.flush()
+            exc.hint = uv_failure_hint(Path(log.name).read_text(encoding="utf-8", errors="replace")
+                                       if hasattr(log, "name") else "")
+            raise
         lock = project / "uv.lock"
         return {"venv": str(self.venv(ctx)), "lock": str(lock), "lock_sha256": sha256_file(lock),
                 "packages": self._installed(ctx)}
