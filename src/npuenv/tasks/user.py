@@ -7,7 +7,7 @@ from typing import Any
 from invoke import Collection, Exit, task
 
 from ..defaults import DEFAULT_SPEC
-from .boundary import boundary
+from .boundary import boundary, positive_int
 
 DEFAULT_ROOT = "/home/ma-user/work"
 ROOT_HELP = f"the folder that holds everyone's folders (default {DEFAULT_ROOT})"
@@ -105,6 +105,18 @@ def show(c: Any, name, root=DEFAULT_ROOT, host="ict", hostname="HOSTNAME", port=
     from ..report import Console
 
     console = Console()
+    if port != "PORT":
+        port = str(positive_int(port, "--port", 22))
+        if int(port) > 65535:
+            from ..errors import UsageError
+
+            raise UsageError(f"--port {port}: a TCP port is at most 65535", hint="e.g. --port 22")
+    for option, value in (("--host", host), ("--hostname", hostname)):
+        if not value or any(c.isspace() or not c.isprintable() for c in value):
+            from ..errors import UsageError
+
+            raise UsageError(f"{option} {value!r}: an SSH {option[2:]} has no spaces or control characters",
+                             hint=f"e.g. {option} {'ict' if option == '--host' else '10.0.0.5'}")
     paths = find_user(root, name)
     console.line(ssh_config(paths, host, hostname, port))
     console.line(f"// VS Code: into .vscode/settings.json of a folder inside {paths.home}"
