@@ -27,7 +27,8 @@ MAX_DETAILS = 12
         "online": "also do a real TLS handshake with every host the spec uses, after mirrors",
         "deep": "target.imports really imports torch, torch_npu, apex, decord, mindspeed and megatron with CANN "
                 "sourced (slow: `import torch` alone takes seconds); by default it only finds them",
-        "log": "explain the known failures in a training/inference log FILE instead of checking the box",
+        "log": "explain the known failures (and name unrecognised errors) in a training/inference log FILE "
+               "instead of checking the box",
     },
     iterable=["check"],
 )
@@ -119,34 +120,45 @@ def _render_list(console: Any, checks: list, as_json: bool) -> None:
 
 
 def _render_log(console: Any, path: str, as_json: bool) -> bool:
-    """Print the log's known failures; True when there are any."""
+    """Print the log's known failures and its unrecognised error lines; True when there are any (exit 1:
+    an error no rule knows must not look like a clean log)."""
     from ..errors import UsageError
-    from ..logtriage import triage_lines
+    from ..logtriage import report_file
 
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            findings = triage_lines(handle)
+        report = report_file(path)
     except FileNotFoundError:
         raise UsageError(f"--log {path}: no such file", hint="pass the path of a training or inference log") from None
     except IsADirectoryError:
         raise UsageError(f"--log {path}: is a folder, not a log file", hint="pass one log file") from None
     except OSError as exc:
         raise UsageError(f"--log {path}: cannot be read ({exc.strerror})") from None
+    shown = [*report.findings, *([report.unrecognised] if report.unrecognised else [])]
     if as_json:
         import json
         from dataclasses import asdict
 
-        console.line(json.dumps([{"file": path, **asdict(f)} for f in findings], indent=2))
-        return bool(findings)
-    if not findings:
-        console.line(f"{path}: no known failure found")
-        return False
-    console.line(f"{path}: {len(findings)} known failure(s)")
-    for f in findings:
-        times = f" (×{f.count})" if f.count > 1 else ""
-        console.line("")
-        console.line(f"✗ {path}:{f.line_no}: {f.title}{times}")
-        console.line(f"    | {f.line if len(f.line) <= 200 else f.line[:199] + '…'}")
-        console.line(f"    cause: {f.cause}")
-        console.line(f"    fix:   {f.fix}")
-    return True
+        # one object per finding, as before; unrecognised errors are one more, of kind "unrecognised"
+        console.line(json.dumps([{"file": path, **asdict(f)} for f in shown], indent=2))
+        return report.failed
+    console.line(_log_headline(path, report))
+    for f in shown:
+        _render_log_finding(console, path, f)
+    return report.failed
+
+
+def _log_headline(path: str, report: Any) -> str:
+    if not report.failed:
+        return f"{path}: no known failure and no error line found ({report.lines} lines)"
+    known = f"{len(report.findings)} known failure(s)" if report.findings else "no known failure"
+    unknown = report.unrecognised
+    return f"{path}: {known}" + (f", {unknown.count} unrecognised error line(s)" if unknown else "")
+
+
+def _render_log_finding(console: Any, path: str, f: Any) -> None:
+    times = f" (×{f.count})" if f.count > 1 else ""
+    console.line("")
+    console.line(f"✗ {path}:{f.line_no}: {f.title}{times}")
+    console.line(f"    | {f.line if len(f.line) <= 200 else f.line[:199] + '…'}")
+    console.line(f"    cause: {f.cause}")
+    console.line(f"    fix:   {f.fix}")
