@@ -1,10 +1,12 @@
 """kill-npu discovery speed with 1000 processes running, printed as numbers (not a test):
-`uv run python benchmarks/bench_kill_npu.py [COUNT]`.
+`uv run python benchmarks/bench_kill_npu.py [COUNT [BOARD]]`.
 
 One Python process forks COUNT (default 1000) sleeping children; 10 of them hold stand-in device files.
-Measured: the /proc scan alone, discovery with the stand-in npu-smi running beside it (target: under
-0.5 s), planning on top of it, and `invoke kill-npu --all --dry-run` end to end. Nothing is signalled:
-the children exit when the forker closes a pipe, and the forker when the benchmark closes its stdin.
+BOARD is the stand-in npu-smi's layout (tests/world/npu.py LAYOUTS: 910b, the default, duo, a3,
+two-chip). Measured: the /proc scan alone, discovery with the stand-in `npu-smi info` and `npu-smi info -m`
+running beside it (target: under 0.5 s), planning on top of it, and `invoke kill-npu --all --dry-run` end
+to end. Nothing is signalled: the children exit when the forker closes a pipe, and the forker when the
+benchmark closes its stdin.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def row(name: str, seconds: float, note: str = "") -> None:
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    lab = NpuLab(Path(tempfile.mkdtemp(prefix="npuenv-bench-npu-")))
+    board = sys.argv[2] if len(sys.argv) > 2 else "910b"
+    lab = NpuLab(Path(tempfile.mkdtemp(prefix="npuenv-bench-npu-")), layout=board)
     env = lab.env("bench")
     devices = [str(lab.device(n)) for n in range(4)]
     began = time.perf_counter()
@@ -95,10 +98,10 @@ def main() -> None:
             forker.kill()  # our own child; its children see the pipe close and exit
             forker.wait()
     print(f"kill-npu discovery benchmark ({os.cpu_count()} cores; {running} processes in /proc; "
-          f"{count} forked children, {HOLDING} holding stand-in devices; median of {REPEAT})")
+          f"{count} forked children, {HOLDING} holding stand-in devices on a {board} board; median of {REPEAT})")
     row(f"start {count} sleeping processes", started)
     row("/proc scan: holders + process table", scan, f"{len(snapshot.holders)} holders")
-    row("discovery: /proc scan + stand-in npu-smi", full, "target < 0.5 s")
+    row("discovery: /proc scan + stand-in npu-smi (info, -m)", full, "target < 0.5 s")
     row("discovery + plan (trees, tags, command lines)", planning,
         f"{len(plan.targets)} processes in {len(plan.roots)} tree(s)")
     row("invoke kill-npu --all --dry-run, wall incl. start-up", cli)

@@ -4,13 +4,19 @@ Safety: the code under test sees only this test's processes. The device glob poi
 folder, the stand-in npu-smi lists only PIDs the test registered (plus a PID above the kernel's limit, so
 never a real process), and the plan signals only processes seen holding a device file, and their trees,
 which stop below the test process. Cleanup SIGKILLs only processes the lab started, by PID and start time.
+
+Every holder records the SIGTERM it receives (tests/world/npu.py), so the tests check what the table says
+against what really happened: a row that says stop was signalled and is gone, a row that says skip was never
+signalled and still runs (`assert_the_table_is_the_truth`).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -375,3 +381,248 @@ def test_table_has_no_host_pid_column_when_npu_smi_shows_none(lab):
 
 
 HOST_PID_NOT_HERE = 4194998  # above the kernel's PID limit: never a process here
+
+
+# --- the table is the truth: what it says is stopped is stopped, what it says is skipped is never signalled ----
+
+
+def assert_the_table_is_the_truth(lab, plan, report):
+    """Every row says stop exactly when its PID was a target; after stop(), every stop row's process is gone,
+    and every skip row's process that was running is still running and was never sent SIGTERM."""
+    targets = {t.pid for t in plan.targets}
+    for row in plan.rows:
+        assert (row.action == STOP) == (row.pid in targets), row
+    signalled = lab.signalled()
+    stopped = set(report.terminated) | set(report.killed)
+    for row in plan.rows:
+        stat = read_stat(row.pid)
+        if row.action == STOP:
+            assert row.pid in stopped and (stat is None or stat.zombie), f"said stop, yet running: {row}"
+        else:
+            assert row.pid not in signalled, f"said skip, yet signalled: {row}"
+            if stat is not None and row.reason not in (HOST_PID, "exited") and not row.reason.startswith("zombie"):
+                assert not stat.zombie, f"said skip, yet dead: {row}"
+
+
+def test_untagged_child_of_your_job_is_stopped_and_the_table_says_so(lab):
+    """The bug: alice's tagged process starts `env -u NPUENV_USER python holder.py`; the table said "skip:
+    untagged" while the holder, inside her tree, got SIGTERM. Now it is part of her job, and the table says so."""
+    job = lab.start(tag="alice", children=[dict(tag=None, devices=[0])])
+    holder = job.children[0]
+
+    plan = make_plan(discover(lab.config()), user="alice")
+
+    row = rows_by_pid(plan)[holder.pid]
+    assert (row.action, row.reason, row.root, row.tag) == (STOP, f"untagged, in alice's job {job.pid}", job.pid, None)
+    assert [t.pid for t in plan.targets] == [holder.pid, job.pid]
+    report = stop(plan, grace=10)
+    assert sorted(report.terminated) == sorted([holder.pid, job.pid]) and not report.killed
+    assert lab.signalled() == {holder.pid: ["SIGTERM"], job.pid: ["SIGTERM"]}
+    assert_the_table_is_the_truth(lab, plan, report)
+
+
+def test_someone_elses_process_in_your_tree_is_never_signalled(lab):
+    """Inside alice's tree: her untagged worker (stopped), bob's process and the untagged worker below it,
+    bob's holder (both skipped, left running); beside it an untagged holder below nobody's (skipped)."""
+    job, nobody = lab.start_many([
+        dict(tag="alice", devices=[0], children=[
+            dict(tag=None, devices=[1]),
+            dict(tag="bob", children=[dict(tag=None, devices=[2])]),
+            dict(tag="bob", devices=[3]),
+        ]),
+        dict(devices=[3]),
+    ])
+    mine, bobs, bobs_holder = job.children
+    bobs_worker = bobs.children[0]
+
+    plan = make_plan(discover(lab.config()), user="alice")
+
+    rows = rows_by_pid(plan)
+    assert (rows[job.pid].action, rows[mine.pid].action) == (STOP, STOP)
+    assert rows[mine.pid].reason == f"untagged, in alice's job {job.pid}"
+    assert rows[bobs_worker.pid].action == SKIP
+    assert rows[bobs_worker.pid].reason == f"untagged, in bob's job (below bob's PID {bobs.pid}): --all includes it"
+    assert rows[bobs_holder.pid].action == SKIP and rows[bobs_holder.pid].reason.startswith("bob's")
+    assert rows[nobody.pid].action == SKIP and rows[nobody.pid].reason.startswith("untagged (no NPUENV_USER")
+    assert {t.pid for t in plan.targets} == {job.pid, mine.pid}
+    assert any(f"PID {bobs.pid} in the tree of {job.pid} is tagged bob" in n for n in plan.notes)
+    assert any(f"PID {bobs_worker.pid} in the tree of {job.pid} is untagged, below bob's PID {bobs.pid}" in n
+               for n in plan.notes)
+
+    report = stop(plan, grace=10)
+
+    assert lab.signalled() == {job.pid: ["SIGTERM"], mine.pid: ["SIGTERM"]}
+    assert all(lab.alive(p) for p in (bobs, bobs_worker, bobs_holder, nobody))
+    assert_the_table_is_the_truth(lab, plan, report)
+
+
+def test_an_untagged_holder_below_your_session_leader_is_yours_but_the_leader_is_not_stopped(lab):
+    """A setsid'd launcher (or a login shell) tagged alice starts an untagged holder: the holder is hers,
+    and its job stops below the session leader, which is never a job's root."""
+    leader = lab.start(tag="alice", new_session=True, children=[dict(tag=None, devices=[1])])
+    holder = leader.children[0]
+
+    plan = make_plan(discover(lab.config()), user="alice")
+
+    row = rows_by_pid(plan)[holder.pid]
+    assert (row.action, row.reason, row.root) == (STOP, f"untagged, in alice's job {holder.pid}", holder.pid)
+    assert [t.pid for t in plan.targets] == [holder.pid]
+    report = stop(plan, grace=10)
+    assert lab.signalled() == {holder.pid: ["SIGTERM"]} and lab.alive(leader)
+    assert_the_table_is_the_truth(lab, plan, report)
+    assert make_plan(discover(lab.config()), user="bob").targets == []
+
+
+def test_with_all_an_untagged_child_is_stopped_with_its_tree(lab):
+    job = lab.start(tag="bob", children=[dict(tag=None, devices=[2])])
+    plan = make_plan(discover(lab.config()), user=None, all_users=True)
+    row = rows_by_pid(plan)[job.children[0].pid]
+    assert (row.action, row.reason, row.root) == (STOP, f"untagged, in bob's job {job.pid}", job.pid)
+    report = stop(plan, grace=10)
+    assert set(lab.signalled()) == {job.pid, job.children[0].pid}
+    assert_the_table_is_the_truth(lab, plan, report)
+
+
+def test_a_pid_npu_smi_lists_inside_your_tree_says_stop_when_it_is_stopped_with_it(lab):
+    """A tree member npu-smi lists without a device file open here is stopped with its tree; its row says so
+    instead of "skip"."""
+    job = lab.start(tag="alice", devices=[0], children=[dict(tag=None)])
+    quiet = job.children[0]
+    lab.list(quiet.pid, 1)
+    plan = make_plan(discover(lab.config()), user="alice")
+    row = next(r for r in plan.rows if r.pid == quiet.pid)
+    assert row.action == STOP and row.root == job.pid
+    assert row.reason == f"in alice's job {job.pid}, stopped with it; it holds no device file here"
+    report = stop(plan, grace=10)
+    assert set(lab.signalled()) == {job.pid, quiet.pid}
+    assert_the_table_is_the_truth(lab, plan, report)
+
+
+def wait_until(predicate, timeout: float = 30.0):
+    """Wait for an event (not for time to pass): poll `predicate` until it holds; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the event did not happen"
+        time.sleep(0.01)
+
+
+def test_a_worker_restarted_as_someone_else_during_the_grace_period_is_left_alone(lab):
+    """Two launchers of alice's answer SIGTERM by starting a worker: one inherits her tag, one is tagged bob.
+    The SIGKILL round takes the first worker and leaves bob's alone."""
+    same, other = lab.start_many([dict(tag="alice", devices=[0], respawn=True),
+                                  dict(tag="alice", devices=[1], respawn=True, respawn_tag="bob")])
+    plan = make_plan(discover(lab.config()), user="alice")
+    pending = {t.pid: t for t in plan.targets}
+    assert set(pending) == {same.pid, other.pid}
+    for target in plan.targets:
+        assert killnpu._send(plan, target, signal.SIGTERM) == "sent"
+    wait_until(lambda: len(lab.spawned()) == 2)
+    workers = {read_stat(pid).ppid: pid for pid, _ in lab.spawned()}
+
+    late = killnpu._late_children(plan, pending)
+
+    assert [(t.pid, t.owner, t.root) for t in late] == [(workers[same.pid], "alice", same.pid)]
+
+
+def test_task_table_shows_the_untagged_child_as_part_of_your_job(lab):
+    job = lab.start(tag="alice", children=[dict(tag=None, devices=[0])])
+    holder = job.children[0]
+    done = invoke(lab, "--yes", "--grace", "10", user="alice")
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.split()[:2] == ["0", str(holder.pid)])
+    assert line.endswith(f"stop: untagged, in alice's job {job.pid}")
+    assert f"tree {job.pid} (alice)" in done.stdout and "2 exited on SIGTERM" in done.stdout
+    assert lab.gone(job) and set(lab.signalled()) == {job.pid, holder.pid}
+    assert "NPU 0: free" in done.stdout
+
+
+# --- one numbering: NPU N is /dev/davinciN, whatever npu-smi calls the card and chip -----------------------------
+
+
+@pytest.mark.parametrize("layout, info_m", [("910b", True), ("duo", True), ("a3", True), ("two-chip", True),
+                                            ("duo", False), ("a3", False), ("two-chip", False)])
+def test_each_board_names_a_holder_by_its_device_number_once(tmp_path, layout, info_m):
+    lab = NpuLab(tmp_path / "npu", npus=4, layout=layout, info_m=info_m)
+    try:
+        mine, other, bobs = lab.start_many([dict(tag="alice", devices=[1]), dict(tag="alice", devices=[0]),
+                                            dict(tag="bob", devices=[3])])
+        host = lab.list_host_pid(2)
+        snapshot = discover(lab.config())
+        assert snapshot.known_devices() == {0, 1, 2, 3}
+        plan = make_plan(snapshot, user="alice")
+        assert [(r.device, r.card, r.seen_by) for r in plan.rows if r.pid == mine.pid] == [
+            (1, lab.card(1), "npu-smi, /proc")]
+        assert [(r.device, r.card) for r in plan.rows if r.pid == bobs.pid] == [(3, lab.card(3))]
+        assert [(r.device, r.card, r.command, r.reason) for r in plan.rows if r.pid == host] == [
+            (2, lab.card(2), "python", HOST_PID)]
+        guessed = [n for n in plan.notes if "numbered in table order" in n]
+        assert bool(guessed) == (layout == "two-chip" and not info_m)
+        assert plan.numbering.identity == (layout == "910b")
+
+        only_1 = make_plan(discover(lab.config()), user="alice", devices=[1])
+        assert [t.pid for t in only_1.targets] == [mine.pid] and only_1.devices == [1]
+        stop(only_1, grace=10)
+        assert lab.gone(mine) and lab.alive(other) and lab.alive(bobs)
+        assert lab.signalled() == {mine.pid: ["SIGTERM"]}
+    finally:
+        lab.cleanup()
+
+
+def test_task_on_a_two_chip_board_shows_card_and_chip_beside_the_device_number(tmp_path):
+    lab = NpuLab(tmp_path / "npu", npus=4, layout="duo")
+    try:
+        on0, on1 = lab.start_many([dict(tag="alice", devices=[0]), dict(tag="alice", devices=[3])])
+        done = invoke(lab, "--device", "3", "--yes", "--grace", "10", user="alice")
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].split()[:3] == ["NPU", "CARD/CHIP", "PID"]
+        assert lines[1].split()[:3] == ["3", "32/1", str(on1.pid)]
+        assert "NPU 3 (card 32 chip 1): free" in done.stdout
+        assert lab.gone(on1) and lab.alive(on0)
+        with pytest.raises(UsageError, match="no NPU 4"):
+            make_plan(discover(lab.config()), user="alice", devices=[4])
+    finally:
+        lab.cleanup()
+
+
+def test_doctor_npu_checks_use_the_same_numbering(tmp_path):
+    """doctor's npu group on a two-chip board: 4 device files, 4 NPUs in npu-smi (2 cards x 2 chips), no
+    "device files 0-3, npu-smi lists 0-1" warning; the holder of davinci1 is on NPU 1 (card 0 chip 1)."""
+    from types import SimpleNamespace
+
+    from npuenv.doctor import npu as npu_checks
+    from npuenv.doctor.base import Status
+    from npuenv.doctor.context import Memo
+
+    lab = NpuLab(tmp_path / "npu", npus=4, layout="two-chip")
+    try:
+        holder = lab.start(tag="bob", devices=[1])
+        ctx = SimpleNamespace(npu=lab.config(), environ={"NPUS_PER_NODE": "4"}, memo=Memo())
+        assert npu_checks.smi.run(ctx).finding == f"{lab.npu_smi}: 4 NPU(s) in its table (2 cards × 2 chips)"
+        devices = npu_checks.devices.run(ctx)
+        assert (devices.status, devices.finding) == (Status.OK, "4 NPU(s): 0, 1, 2, 3 (910B4; 2 cards × 2 chips)")
+        health = npu_checks.health.run(ctx)
+        assert health.finding == "4 NPU(s) OK (2 cards × 2 chips)"
+        assert list(health.details) == ["NPU 0, 1 (910B4, card 0): OK", "NPU 2, 3 (910B4, card 1): OK"]
+        held = npu_checks.processes.run(ctx)
+        assert held.finding.startswith("1 process(es) hold NPU(s) 1:")
+        assert held.details[0].startswith(f"PID {holder.pid} on NPU 1 (card 0 chip 1; bob, 1000 MB): ")
+    finally:
+        lab.cleanup()
+
+
+def test_device_filter_shows_a_worker_on_another_npu_that_is_stopped_with_its_job(lab):
+    """`--device 1` picks alice's worker on NPU 1; its job is stopped whole, so its worker on NPU 0 is too,
+    and the table shows that row (as stop) rather than leaving it out."""
+    job, other = lab.start_many([dict(tag="alice", children=[dict(devices=[0]), dict(devices=[1])]),
+                                 dict(tag="alice", devices=[0])])
+    on0, on1 = job.children
+    plan = make_plan(discover(lab.config()), user="alice", devices=[1])
+    rows = {(r.device, r.pid): r for r in plan.rows}
+    assert set(rows) == {(0, on0.pid), (1, on1.pid)} and plan.devices == [1]
+    assert rows[(1, on1.pid)].action == STOP and rows[(1, on1.pid)].root == job.pid
+    assert rows[(0, on0.pid)].action == STOP
+    assert rows[(0, on0.pid)].reason == f"outside --device, in alice's job {job.pid}: stopped with it"
+    report = stop(plan, grace=10)
+    assert set(lab.signalled()) == {job.pid, on0.pid, on1.pid} and lab.alive(other)
+    assert_the_table_is_the_truth(lab, plan, report)

@@ -1,11 +1,13 @@
-"""The npu-smi parsers on captured and constructed text: one table of layouts, one expected result each."""
+"""The npu-smi parsers on captured and constructed text: one table of layouts, one expected result each; and
+the numbering they give (npu-smi's NPU ID and Chip ID -> the NPU number, /dev/davinciN) on each board of
+UPSTREAM.md "NPU numbering": 910B (one chip per NPU ID), Atlas 300I Duo, A3, and two chips per NPU ID."""
 
 from __future__ import annotations
 
 import pytest
 
-from npuenv.npu import (NpuDevice, NpuProcess, parse_npu_smi_devices, parse_npu_smi_idle, parse_npu_smi_info,
-                        parse_npu_smi_processes)
+from npuenv.npu import (NpuChip, NpuDevice, NpuProcess, Numbering, number_devices, parse_npu_smi_devices,
+                        parse_npu_smi_idle, parse_npu_smi_info, parse_npu_smi_map, parse_npu_smi_processes)
 
 # The two layouts quoted in UPSTREAM.md, verbatim.
 NONE_RUNNING = """\
@@ -197,7 +199,7 @@ OLD_910A = """\
 DEVICE_CASES = [
     ("full-910b", FULL_910B, [(0, "910B1", "OK", (0,)), (1, "910B1", "OK", (0,)), (2, "910B1", "Warning", (0,)),
                               (3, "910B1", "OK", (0,))]),
-    ("duo-310p", DUO_310P, [(8, "310P3", "OK", (0, 1))]),
+    ("duo-310p", DUO_310P, [(8, "310P3", "OK", (0, 1), (0, 1))]),
     ("old-910a", OLD_910A, [(0, "910A", "OK", (0,)), (1, "910A", "Alarm", (0,))]),
     ("process-table-only", ONE_RUNNING, []),
     ("empty", "", []),
@@ -348,3 +350,286 @@ HOST_AND_BLANK_CASES = [
                          ids=[c[0] for c in HOST_AND_BLANK_CASES])
 def test_host_pids_and_blank_npu_cells(text, expected):
     assert parse_npu_smi_processes(text) == [NpuProcess(*row) for row in expected]
+
+
+# --- one numbering: npu-smi's (NPU ID, Chip ID) -> the NPU number (/dev/davinciN, ASCEND_RT_VISIBLE_DEVICES) ---
+# The layouts of UPSTREAM.md "NPU numbering": `npu-smi info` and `npu-smi info -m` of each board.
+
+# 910B, 8 NPUs, one chip each (info -m lists chip 0 and an Mcu per NPU): NPU ID = NPU number.
+FULL_910B_8 = """\
++------------------------------------------------------------------------------------------------+
+| npu-smi 23.0.6                   Version: 23.0.6                                               |
++---------------------------+---------------+----------------------------------------------------+
+| NPU   Name                | Health        | Power(W)    Temp(C)           Hugepages-Usage(page)|
+| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |
++===========================+===============+====================================================+
+| 0     910B3               | OK            | 95.1        36                0    / 0             |
+| 0                         | 0000:C1:00.0  | 0           0    / 0          3394 / 65536         |
++===========================+===============+====================================================+
+| 1     910B3               | OK            | 93.7        35                0    / 0             |
+| 0                         | 0000:C2:00.0  | 0           0    / 0          3394 / 65536         |
++===========================+===============+====================================================+
+| 2     910B3               | OK            | 96.0        37                0    / 0             |
+| 0                         | 0000:81:00.0  | 0           0    / 0          3394 / 65536         |
++===========================+===============+====================================================+
+| 3     910B3               | OK            | 94.4        36                0    / 0             |
+| 0                         | 0000:82:00.0  | 0           0    / 0          3394 / 65536         |
++===========================+===============+====================================================+
+| 4     910B3               | OK            | 97.3        37                0    / 0             |
+| 0                         | 0000:01:00.0  | 0           0    / 0          3394 / 65536         |
++===========================+===============+====================================================+
+| 5     910B3               | OK            | 95.9        36                0    / 0             |
+| 0                         | 0000:02:00.0  | 0           0    / 0          3394 / 65536         |
++===========================+===============+====================================================+
+| 6     910B3               | OK            | 94.2        35                0    / 0             |
+| 0                         | 0000:41:00.0  | 0           0    / 0          3394 / 65536         |
++===========================+===============+====================================================+
+| 7     910B3               | OK            | 96.6        37                0    / 0             |
+| 0                         | 0000:42:00.0  | 0           0    / 0          3394 / 65536         |
++===========================+===============+====================================================+
++---------------------------+---------------+----------------------------------------------------+
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| 5       0                 | 81005         | python                   | 30784                   |
++===========================+===============+====================================================+
+"""
+
+INFO_M_910B_8 = """\
+        NPU ID                         Chip ID                        Chip Logic ID                  Chip Name
+        0                              0                              0                              Ascend 910B3
+        0                              1                              -                              Mcu
+        1                              0                              1                              Ascend 910B3
+        1                              1                              -                              Mcu
+        2                              0                              2                              Ascend 910B3
+        2                              1                              -                              Mcu
+        3                              0                              3                              Ascend 910B3
+        3                              1                              -                              Mcu
+        4                              0                              4                              Ascend 910B3
+        4                              1                              -                              Mcu
+        5                              0                              5                              Ascend 910B3
+        5                              1                              -                              Mcu
+        6                              0                              6                              Ascend 910B3
+        6                              1                              -                              Mcu
+        7                              0                              7                              Ascend 910B3
+        7                              1                              -                              Mcu
+"""
+
+# Atlas 300I Duo: two chips per card, "Chip  Device" rows, NPU IDs not contiguous.
+DUO_TWO_CARDS = """\
++--------------------------------------------------------------------------------------------------------+
+| npu-smi 23.0.0                                   Version: 23.0.0                                       |
++-------------------------------+-----------------+------------------------------------------------------+
+| NPU     Name                  | Health          | Power(W)     Temp(C)           Hugepages-Usage(page) |
+| Chip    Device                | Bus-Id          | AICore(%)    Memory-Usage(MB)                        |
++===============================+=================+======================================================+
+| 6       310P3                 | OK              | NA           53                0     / 0             |
+| 0       0                     | 0000:82:00.0    | 0            1689 / 44280                            |
+| 1       1                     | 0000:82:00.0    | 0            8301 / 43693                            |
++===============================+=================+======================================================+
+| 32      310P3                 | OK              | NA           51                0     / 0             |
+| 0       2                     | 0000:85:00.0    | 0            1685 / 44280                            |
+| 1       3                     | 0000:85:00.0    | 0            1455 / 43693                            |
++===============================+=================+======================================================+
++-------------------------------+-----------------+------------------------------------------------------+
+| NPU     Chip                  | Process id      | Process name             | Process memory(MB)        |
++===============================+=================+======================================================+
+| 6       1                     | 293029          | python3.11               | 6612                      |
++===============================+=================+======================================================+
+| 32      0                     | 293100          | python3.11               | 120                       |
++===============================+=================+======================================================+
+"""
+
+INFO_M_DUO = """\
+        NPU ID                         Chip ID                        Chip Logic ID                  Chip Name
+        6                              0                              0                              Ascend 310P3
+        6                              1                              1                              Ascend 310P3
+        32                             0                              2                              Ascend 310P3
+        32                             1                              3                              Ascend 310P3
+"""
+
+# A3: two dies per NPU ID, "Chip  Phy-ID" rows; info -m has a Chip Phy-ID column and an Mcu per NPU.
+A3_TWO_NPUS = """\
++------------------------------------------------------------------------------------------------+
+| npu-smi 24.1.0                   Version: 24.1.0                                               |
++---------------------------+---------------+----------------------------------------------------+
+| NPU   Name                | Health        | Power(W)    Temp(C)           Hugepages-Usage(page)|
+| Chip  Phy-ID              | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |
++===========================+===============+====================================================+
+| 0     Ascend910           | OK            | 180.5       40                0    / 0             |
+| 0     0                   | 0000:9D:00.0  | 0           0    / 0          3400 / 65536         |
+| 1     1                   | 0000:9F:00.0  | 0           0    / 0          3400 / 65536         |
++===========================+===============+====================================================+
+| 1     Ascend910           | OK            | 176.2       39                0    / 0             |
+| 0     2                   | 0000:99:00.0  | 0           0    / 0          3400 / 65536         |
+| 1     3                   | 0000:9B:00.0  | 0           0    / 0          3400 / 65536         |
++===========================+===============+====================================================+
++---------------------------+---------------+----------------------------------------------------+
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| 0       1                 | 71001         | python                   | 2048                    |
++===========================+===============+====================================================+
+| 1       0                 | 71002         | python                   | 2048                    |
+| 1       1                 | 71003         | python                   | 2048                    |
++===========================+===============+====================================================+
+"""
+
+INFO_M_A3 = """\
+        NPU ID                         Chip ID                        Chip Logic ID                  Chip Phy-ID                    Chip Name
+        0                              0                              0                              0                              Ascend910
+        0                              1                              1                              1                              Ascend910
+        0                              2                              -                              -                              Mcu
+        1                              0                              2                              2                              Ascend910
+        1                              1                              3                              3                              Ascend910
+        1                              2                              -                              -                              Mcu
+"""
+
+# Two chips per NPU ID and a plain "Chip" column: nothing in `npu-smi info` says which device a chip is.
+TWO_CHIP = """\
++---------------------------+---------------+----------------------------------------------------+
+| NPU   Name                | Health        | Power(W)    Temp(C)           Hugepages-Usage(page)|
+| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)        |
++===========================+===============+====================================================+
+| 0     910B4               | OK            | 97.2        37                0    / 0             |
+| 0                         | 0000:C1:00.0  | 0           0    / 0          3378 / 32768         |
+| 1                         | 0000:C1:00.0  | 0           0    / 0          3378 / 32768         |
++===========================+===============+====================================================+
+| 1     910B4               | OK            | 93.4        36                0    / 0             |
+| 0                         | 0000:01:00.0  | 0           0    / 0          3377 / 32768         |
+| 1                         | 0000:01:00.0  | 0           0    / 0          3377 / 32768         |
++===========================+===============+====================================================+
++---------------------------+---------------+----------------------------------------------------+
+| NPU     Chip              | Process id    | Process name             | Process memory(MB)      |
++===========================+===============+====================================================+
+| 0       1                 | 91001         | python                   | 1000                    |
++===========================+===============+====================================================+
+| 1       0                 | 91002         | python                   | 1000                    |
++===========================+===============+====================================================+
+"""
+
+INFO_M_TWO_CHIP = """\
+        NPU ID                         Chip ID                        Chip Logic ID                  Chip Name
+        0                              0                              0                              Ascend 910B4
+        0                              1                              1                              Ascend 910B4
+        0                              2                              -                              Mcu
+        1                              0                              2                              Ascend 910B4
+        1                              1                              3                              Ascend 910B4
+        1                              2                              -                              Mcu
+"""
+
+# info -m numbering the chips other than in table order: it is what counts
+INFO_M_TWO_CHIP_CROSSED = """\
+        NPU ID                         Chip ID                        Chip Logic ID                  Chip Name
+        0                              0                              0                              Ascend 910B4
+        0                              1                              3                              Ascend 910B4
+        1                              0                              2                              Ascend 910B4
+        1                              1                              1                              Ascend 910B4
+"""
+
+MAP_CASES = [
+    ("910b-8", INFO_M_910B_8, [row for npu in range(8) for row in [(npu, 0, npu, "Ascend 910B3"),
+                                                                   (npu, 1, None, "Mcu")]]),
+    ("duo", INFO_M_DUO, [(6, 0, 0, "Ascend 310P3"), (6, 1, 1, "Ascend 310P3"), (32, 0, 2, "Ascend 310P3"),
+                         (32, 1, 3, "Ascend 310P3")]),
+    ("a3-phy-id", INFO_M_A3, [(0, 0, 0, "Ascend910", 0), (0, 1, 1, "Ascend910", 1), (0, 2, None, "Mcu"),
+                              (1, 0, 2, "Ascend910", 2), (1, 1, 3, "Ascend910", 3), (1, 2, None, "Mcu")]),
+    ("banner-warnings-and-pipes", """\
+npu-smi 24.1.0: warning: something odd
+| NPU ID | Chip ID | Chip Logic ID | Chip Name    |
+| 0      | 0       | 0             | Ascend 910B3 |
+| 0      | 1       | -             | Mcu          |
+not a row 1 2 3
+""", [(0, 0, 0, "Ascend 910B3"), (0, 1, None, "Mcu")]),
+    ("phy-id-before-logic", """\
+NPU ID   Chip ID   Chip Phy-ID   Chip Logic ID   Chip Name
+4        0         6             0               Ascend910
+""", [(4, 0, 0, "Ascend910", 6)]),
+    ("rows-without-a-header-are-not-trusted", "        0     0     0     Ascend 910B3\n", []),
+    ("a-process-table-is-no-chip-map", ONE_RUNNING, []),
+    ("empty", "", []),
+]
+
+
+@pytest.mark.parametrize("text, expected", [c[1:] for c in MAP_CASES], ids=[c[0] for c in MAP_CASES])
+def test_chip_map(text, expected):
+    assert parse_npu_smi_map(text) == [NpuChip(*row) for row in expected]
+
+
+NEW_DEVICE_CASES = [
+    ("910b-8", FULL_910B_8, [(n, "910B3", "OK", (0,)) for n in range(8)]),
+    ("duo-device-column", DUO_TWO_CARDS, [(6, "310P3", "OK", (0, 1), (0, 1)), (32, "310P3", "OK", (0, 1), (2, 3))]),
+    ("a3-phy-id-column", A3_TWO_NPUS, [(0, "Ascend910", "OK", (0, 1), (), (0, 1)),
+                                      (1, "Ascend910", "OK", (0, 1), (), (2, 3))]),
+    ("two-chip-plain-chip-column", TWO_CHIP, [(0, "910B4", "OK", (0, 1)), (1, "910B4", "OK", (0, 1))]),
+]
+
+
+@pytest.mark.parametrize("text, expected", [c[1:] for c in NEW_DEVICE_CASES], ids=[c[0] for c in NEW_DEVICE_CASES])
+def test_device_table_keeps_each_chips_device_or_physical_id(text, expected):
+    assert parse_npu_smi_devices(text) == [NpuDevice(*row) for row in expected]
+
+
+# (npu-smi info, npu-smi info -m, {(NPU ID, Chip ID): NPU number}, NPU numbers of the process rows, guessed)
+NUMBERING_CASES = [
+    ("910b-8", FULL_910B_8, INFO_M_910B_8, {(n, 0): n for n in range(8)}, [5], False),
+    ("910b-8-no-info-m", FULL_910B_8, "", {(n, 0): n for n in range(8)}, [5], False),
+    ("duo", DUO_TWO_CARDS, INFO_M_DUO, {(6, 0): 0, (6, 1): 1, (32, 0): 2, (32, 1): 3}, [1, 2], False),
+    ("duo-no-info-m-device-column", DUO_TWO_CARDS, "", {(6, 0): 0, (6, 1): 1, (32, 0): 2, (32, 1): 3}, [1, 2], False),
+    ("duo-one-card", DUO_310P, "", {(8, 0): 0, (8, 1): 1}, [0, 1], False),
+    ("a3", A3_TWO_NPUS, INFO_M_A3, {(0, 0): 0, (0, 1): 1, (1, 0): 2, (1, 1): 3}, [1, 2, 3], False),
+    ("a3-no-info-m-phy-id-column", A3_TWO_NPUS, "", {(0, 0): 0, (0, 1): 1, (1, 0): 2, (1, 1): 3}, [1, 2, 3], False),
+    ("two-chip", TWO_CHIP, INFO_M_TWO_CHIP, {(0, 0): 0, (0, 1): 1, (1, 0): 2, (1, 1): 3}, [1, 2], False),
+    ("two-chip-no-info-m-table-order", TWO_CHIP, "", {(0, 0): 0, (0, 1): 1, (1, 0): 2, (1, 1): 3}, [1, 2], True),
+    ("info-m-wins-over-table-order", TWO_CHIP, INFO_M_TWO_CHIP_CROSSED,
+     {(0, 0): 0, (0, 1): 3, (1, 0): 2, (1, 1): 1}, [3, 2], False),
+]
+
+
+@pytest.mark.parametrize("info, chip_map, expected, process_devices, guessed", [c[1:] for c in NUMBERING_CASES],
+                         ids=[c[0] for c in NUMBERING_CASES])
+def test_numbering_maps_npu_and_chip_to_the_npu_number(info, chip_map, expected, process_devices, guessed):
+    parsed = parse_npu_smi_info(info, chip_map)
+    numbering = parsed.numbering
+    assert numbering.by_chip == expected
+    assert [numbering.device(p.npu, p.chip) for p in parsed.processes] == process_devices
+    assert numbering.guessed is guessed
+    assert all(numbering.card(device) == key for key, device in expected.items())
+    assert numbering.devices == sorted(expected.values())
+
+
+def test_one_numbering_the_holder_of_davinci1_is_on_npu_1_only():
+    """The bug: on a two-chip table, npu-smi's "NPU 0 chip 1" and /dev/davinci1 were shown as NPU 0 and NPU 1."""
+    numbering = parse_npu_smi_info(TWO_CHIP, INFO_M_TWO_CHIP).numbering
+    assert numbering.device(0, 1) == numbering.of_file(1) == 1
+    assert numbering.of_card(0) == [0, 1] and numbering.of_card(1) == [2, 3]
+    assert not numbering.identity and numbering.several_chips
+
+
+def test_numbering_of_a_one_chip_box_is_the_npu_id():
+    numbering = parse_npu_smi_info(FULL_910B_8).numbering
+    assert numbering.identity and not numbering.several_chips
+    assert numbering.device(9, None) == 9 and numbering.of_card(9) == [9]  # a card the table did not list
+    assert numbering.of_file(3) == 3
+
+
+def test_numbering_without_npu_smi_is_the_device_files():
+    numbering = Numbering()
+    assert numbering.identity and numbering.devices == []
+    assert numbering.device(2) == 2 and numbering.card(2) is None and numbering.of_file(2) == 2
+
+
+def test_numbering_reads_a_physical_id_that_differs_from_the_logic_id():
+    """/dev/davinciN is the physical ID; where `info -m` tells it apart, the device file maps to the logic ID."""
+    chips = parse_npu_smi_map("NPU ID  Chip ID  Chip Logic ID  Chip Phy-ID  Chip Name\n"
+                              "0       0        0              4            Ascend910\n"
+                              "0       1        1              5            Ascend910\n")
+    numbering = number_devices([], chips)
+    assert numbering.of_file(4) == 0 and numbering.of_file(5) == 1
+    assert numbering.physical == {4: 0, 5: 1} and not numbering.identity
+
+
+def test_numbering_prefers_what_npu_smi_says_to_a_guess_and_never_gives_a_number_twice():
+    numbering = number_devices([NpuDevice(0, "x", "OK", (0, 1)), NpuDevice(1, "x", "OK", (0,), (1,))])
+    # card 1's Device column says 1; chip (0, 1) would be 1 by table order: the guess gives way
+    assert numbering.by_chip == {(1, 0): 1, (0, 0): 0} and numbering.guessed
+    assert numbering.device(0, 1) is None        # nothing numbers it: not shown under a wrong number
+    assert numbering.device(7, 0) is None        # several chips per card: an NPU ID alone names no device

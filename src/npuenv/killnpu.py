@@ -4,11 +4,21 @@ Discovery merges two sources. npu-smi's process table names PIDs per NPU, but in
 be the host's PIDs; /proc/*/fd shows which processes *here* have a device file open. Only processes seen
 holding a device file here (and the members of their process trees) are ever signalled; an npu-smi PID
 that is not visible here is reported as a host PID, one that is visible but holds no device file as
-unverified. Everyone is `ma-user`, so ownership is the NPUENV_USER tag in a process's environment.
+unverified. Everyone is `ma-user`, so ownership is the NPUENV_USER tag in a process's environment, or, for
+an untagged process, its nearest tagged ancestor's (procs.ProcessTable.owner).
+
+The table is the truth: a row says "stop" exactly when its process is signalled, and a process is signalled
+only as a member of a tree whose owner is the one asked for (or with --all); anything that is someone
+else's is never signalled, even inside a tree that is stopped.
+
+One numbering: a device is named by its NPU number (npu.Numbering: /dev/davinciN, ASCEND_RT_VISIBLE_DEVICES,
+torch), never by npu-smi's NPU ID, which names a card that may hold two chips. npu-smi's (NPU ID, Chip ID)
+rows are mapped through `npu-smi info -m` (run beside `npu-smi info`) or the device table.
 
 Where to look (both documented in the README): NPUENV_NPU_SMI names the npu-smi binary (default
 /usr/local/bin/npu-smi, /usr/local/sbin/npu-smi, then PATH; none found: /proc only), NPUENV_DEVICE_GLOB
-the device files (default /dev/davinci[0-9]*; the device number is the trailing digits of the name).
+the device files (default /dev/davinci[0-9]*; the trailing digits of the name are the chip's physical ID,
+which is its NPU number unless `npu-smi info -m` says otherwise).
 
 Nothing here prints: the task renders Plan, StopReport and DeviceState.
 """
@@ -21,11 +31,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from .errors import NpuenvError, UsageError
-from .npu import NpuSmiInfo, parse_npu_smi_info
+from .npu import NpuSmiInfo, Numbering, parse_npu_smi_info
 from .procs import (DEFAULT_DEVICE_GLOB, DEVICE_GLOB_VARIABLE, PROC, TAG_VARIABLE, UNREADABLE, ProcessTable, Stat, device_files,
                     read_stat, scan_holders)
 
@@ -71,73 +81,112 @@ def find_npu_smi(env: Mapping[str, str]) -> Optional[str]:
 
 @dataclass
 class Snapshot:
-    """What discovery saw: device files, their holders in /proc, npu-smi's tables, and the process table."""
+    """What discovery saw: device files and their holders in /proc (by NPU number), npu-smi's tables and the
+    numbering they give, and the process table."""
 
     config: Config
-    devices: dict[str, int]
-    holders: dict[int, frozenset[int]]
+    devices: dict[str, int]                # device file (real path) -> NPU number
+    holders: dict[int, frozenset[int]]     # pid -> NPU numbers of the device files it holds
     smi: Optional[NpuSmiInfo]
     table: ProcessTable
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    numbering: Numbering = field(default_factory=Numbering)
 
     def known_devices(self) -> set[int]:
+        """Every NPU number seen: device files, holders, and npu-smi's devices, idle cards and process rows."""
         known = set(self.devices.values())
         for held in self.holders.values():
             known |= held
         if self.smi is not None:
-            known |= {d.npu for d in self.smi.devices} | set(self.smi.idle) | {p.npu for p in self.smi.processes}
+            known |= set(self.numbering.devices)
+            for card in self.smi.idle:
+                known |= set(self.numbering.of_card(card))
+            for process in self.smi.processes:
+                device = self.numbering.device(process.npu, process.chip)
+                if device is not None:
+                    known.add(device)
         return known
 
 
 def discover(config: Config) -> Snapshot:
-    """Run npu-smi and, while it runs, scan /proc for processes holding the device files."""
+    """Run `npu-smi info` and `npu-smi info -m` and, while they run, scan /proc for processes holding the
+    device files; then name every device by its NPU number."""
     began = time.perf_counter()
     notes: list[str] = []
-    runner = _start_npu_smi(config.npu_smi, notes) if config.npu_smi else None
-    devices = device_files(config.device_glob)
-    holders = scan_holders(devices, config.proc)
-    if runner is not None:
-        holders.pop(runner.pid, None)  # npu-smi itself may have a device open while it reads
+    runners = _start_npu_smi(config.npu_smi, notes) if config.npu_smi else []
+    files = device_files(config.device_glob)
+    held = scan_holders(files, config.proc)
+    for runner in runners:
+        held.pop(runner.pid, None)  # npu-smi itself may have a device open while it reads
     table = ProcessTable(config.proc)
-    smi = _finish_npu_smi(runner, notes) if runner else None
+    smi = _finish_npu_smi(runners, notes) if runners else None
+    numbering = smi.numbering if smi is not None else Numbering()
+    devices = {path: numbering.of_file(n) for path, n in files.items()}
+    holders = {pid: frozenset(numbering.of_file(n) for n in numbers) for pid, numbers in held.items()}
     if not config.npu_smi:
         notes.append(f"npu-smi not found ({NPU_SMI_VARIABLE}, {', '.join(NPU_SMI_LOCATIONS)}, PATH): "
                      "using /proc only")
     if not devices:
         notes.append(f"no device files match {config.device_glob} (set {DEVICE_GLOB_VARIABLE} if they live "
                      "elsewhere): nothing can be verified as holding an NPU here")
-    return Snapshot(config, devices, holders, smi, table, notes, time.perf_counter() - began)
+    return Snapshot(config, devices, holders, smi, table, notes, time.perf_counter() - began, numbering)
 
 
-def _start_npu_smi(path: str, notes: list[str]) -> Optional[subprocess.Popen]:
+def _start_npu_smi(path: str, notes: list[str]) -> list[subprocess.Popen]:
+    """`npu-smi info` and `npu-smi info -m`, started side by side; [] when npu-smi cannot be started."""
+    runners: list[subprocess.Popen] = []
+    for argv in ([path, "info"], [path, "info", "-m"]):
+        try:
+            runners.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True, errors="replace"))
+        except OSError as exc:
+            if not runners:
+                notes.append(f"npu-smi could not be started ({path}: {exc.strerror}): using /proc only")
+                return []
+    return runners
+
+
+def _collect(runner: subprocess.Popen, deadline: float) -> Optional[tuple[int, str, str]]:
+    """(exit code, stdout, stderr), or None when it did not finish by `deadline` (then it is killed)."""
     try:
-        return subprocess.Popen([path, "info"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, errors="replace")
-    except OSError as exc:
-        notes.append(f"npu-smi could not be started ({path}: {exc.strerror}): using /proc only")
-        return None
-
-
-def _finish_npu_smi(runner: subprocess.Popen, notes: list[str]) -> Optional[NpuSmiInfo]:
-    try:
-        out, err = runner.communicate(timeout=NPU_SMI_TIMEOUT)
+        out, err = runner.communicate(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         runner.kill()
         runner.communicate()
+        return None
+    return runner.returncode, out or "", err or ""
+
+
+def _first_line(result: tuple[int, str, str]) -> str:
+    first = (result[2] + result[1]).strip().splitlines()[:1]
+    return f"exit {result[0]}" + (f": {first[0]}" if first else "")
+
+
+def _finish_npu_smi(runners: list[subprocess.Popen], notes: list[str]) -> Optional[NpuSmiInfo]:
+    deadline = time.monotonic() + NPU_SMI_TIMEOUT
+    results = [_collect(runner, deadline) for runner in runners]
+    info, chip_map = results[0], (results[1] if len(results) > 1 else None)
+    if info is None:
         notes.append(f"npu-smi did not answer within {NPU_SMI_TIMEOUT:.0f} s: using /proc only")
         return None
-    if runner.returncode != 0:
-        first = ((err or "") + (out or "")).strip().splitlines()[:1]
-        notes.append(f"npu-smi info failed (exit {runner.returncode}"
-                     f"{': ' + first[0] if first else ''}): using /proc only")
+    if info[0] != 0:
+        notes.append(f"npu-smi info failed ({_first_line(info)}): using /proc only")
         return None
-    return parse_npu_smi_info(out)
+    mapped = chip_map is not None and chip_map[0] == 0
+    parsed = parse_npu_smi_info(info[1], chip_map[1] if mapped else "")
+    if parsed.numbering.guessed:
+        why = ("did not answer" if chip_map is None else
+               f"failed ({_first_line(chip_map)})" if not mapped else "gave no chip map")
+        notes.append(f"npu-smi info -m {why}: the chips of cards with several chips are numbered in table "
+                     "order (0, 1, ... as the driver counts them); check against `npu-smi info -m`")
+    return parsed
 
 
 @dataclass(frozen=True)
 class Row:
-    """One PID on one device, as shown in the table; `action` is STOP or SKIP (with a reason)."""
+    """One PID on one device (its NPU number), as shown in the table; `action` is STOP or SKIP (with a
+    reason), and says exactly whether the PID is signalled."""
 
     device: int
     pid: int
@@ -149,6 +198,7 @@ class Row:
     action: str
     reason: str = ""
     host_pid: Optional[int] = None  # the host's PID, when npu-smi shows it next to this namespace's
+    card: Optional[tuple[int, int]] = None  # npu-smi's (NPU ID, Chip ID) for `device`, when npu-smi lists it
 
 
 @dataclass(frozen=True)
@@ -162,6 +212,7 @@ class Target:
     tag: Optional[str]
     command: str
     devices: frozenset[int] = frozenset()
+    owner: Optional[str] = None  # its tag, or (untagged) its nearest tagged ancestor's
 
 
 @dataclass
@@ -177,6 +228,7 @@ class Plan:
     protected: frozenset[int]
     proc: str = PROC
     notes: list[str] = field(default_factory=list)
+    numbering: Numbering = field(default_factory=Numbering)
 
     @property
     def roots(self) -> list[int]:
@@ -185,11 +237,13 @@ class Plan:
 
 def make_plan(snapshot: Snapshot, user: Optional[str], all_users: bool = False,
               devices: Optional[Iterable[int]] = None, caller: Optional[int] = None) -> Plan:
-    """Decide, per PID on each device, whether its process tree is stopped, and build the signal list.
+    """Decide, per PID on each device (`devices`: NPU numbers), whether its process tree is stopped, and build
+    the signal list; then make every row say what happens to its PID.
 
     Never selected: PID 1, `caller` (default: this process) and its ancestors, zombies, PIDs not visible
-    here, PIDs not seen holding a device file here, and (without `all_users`) processes whose tag is not
-    `user`."""
+    here, PIDs not seen holding a device file here (unless they are in a tree that is stopped), and
+    (without `all_users`) processes whose owner is not `user`: their tag, or for an untagged process its
+    nearest tagged ancestor's."""
     if not all_users and not user:
         raise UsageError(f"whose processes? {TAG_VARIABLE} is not set and no user was given",
                          hint="pass --user NAME to stop processes tagged NAME, or --all for everyone's "
@@ -205,26 +259,36 @@ def make_plan(snapshot: Snapshot, user: Optional[str], all_users: bool = False,
                          hint=f"NPUs found: {', '.join(map(str, sorted(known))) or 'none'} "
                               f"(from npu-smi and {snapshot.config.device_glob})")
     plan = Plan([], [], [], sorted(known if scope is None else scope), scope, user, all_users, caller,
-                protected, snapshot.config.proc, list(snapshot.notes))
+                protected, snapshot.config.proc, list(snapshot.notes), snapshot.numbering)
     roots: list[int] = []
-    for (device, pid), (memory, seen_by, host_pid) in sorted(_findings(snapshot).items()):
+    outside: list[tuple[int, int, tuple[Optional[int], str, Optional[int]]]] = []
+    for (device, pid), finding in sorted(_findings(snapshot, plan.notes).items()):
         if scope is not None and device not in scope:
+            outside.append((device, pid, finding))
             continue
-        row = _judge(snapshot, plan, device, pid, memory, seen_by, host_pid)
+        row = _judge(snapshot, plan, device, pid, *finding)
         plan.rows.append(row)
         if row.action == STOP and row.root not in roots:
             roots.append(row.root)
     for root in roots:
         _add_tree(snapshot, plan, root)
+    _agree(plan)
+    _show_outside(snapshot, plan, outside)
     _note_unverified(snapshot, plan)
     return plan
 
 
-def _findings(snapshot: Snapshot) -> dict[tuple[int, int], tuple[Optional[int], str, Optional[int]]]:
-    """{(device, pid): (memory MB, "npu-smi" / "/proc" / "npu-smi, /proc", host PID)} from both sources."""
+def _findings(snapshot: Snapshot, notes: list[str]) -> dict[tuple[int, int], tuple[Optional[int], str, Optional[int]]]:
+    """{(NPU number, pid): (memory MB, "npu-smi" / "/proc" / "npu-smi, /proc", host PID)} from both sources.
+    npu-smi's rows are keyed by (NPU ID, Chip ID): they are mapped to NPU numbers first."""
     seen: dict[tuple[int, int], tuple[Optional[int], list[str], Optional[int]]] = {}
     for process in (snapshot.smi.processes if snapshot.smi else []):
-        entry = seen.setdefault((process.npu, process.pid), (process.memory_mb, [], process.host_pid))
+        device = snapshot.numbering.device(process.npu, process.chip)
+        if device is None:
+            notes.append(f"npu-smi lists PID {process.pid} on its NPU ID {process.npu}, chip {process.chip}, "
+                         "which no NPU number matches (see `npu-smi info -m`): left out of the table")
+            continue
+        entry = seen.setdefault((device, process.pid), (process.memory_mb, [], process.host_pid))
         entry[1].append("npu-smi")
     for pid, held in snapshot.holders.items():
         for device in held:
@@ -241,7 +305,8 @@ def _judge(snapshot: Snapshot, plan: Plan, device: int, pid: int, memory: Option
     def row(action: str, reason: str = "", root: Optional[int] = None) -> Row:
         tag = table.tag(pid) if stat is not None else None
         command = table.command(pid) if stat is not None else _smi_name(snapshot, device, pid)
-        return Row(device, pid, root, tag, command, memory, seen_by, action, reason, host_pid)
+        return Row(device, pid, root, tag, command, memory, seen_by, action, reason, host_pid,
+                   snapshot.numbering.card(device))
 
     if stat is None:
         return row(SKIP, HOST_PID if "/proc" not in seen_by else "exited")
@@ -253,47 +318,94 @@ def _judge(snapshot: Snapshot, plan: Plan, device: int, pid: int, memory: Option
         return row(SKIP, "an ancestor of kill-npu (its shell or launcher)")
     if stat.zombie:
         if all(z.pid != pid for z in plan.zombies):
-            plan.zombies.append(_target(table, stat, pid))
+            plan.zombies.append(_target(table, stat, pid, plan.protected))
         parent = table.get(stat.ppid)
         return row(SKIP, f"zombie: exited, not reaped by its parent {stat.ppid} ({parent.comm if parent else '?'})")
     if pid not in snapshot.holders:
         return row(SKIP, "visible here but holds no device file here (a host PID?)")
     root = table.tree_root(pid, plan.protected)
     tag = table.tag(pid)
-    if not plan.all_users and tag != plan.user:
-        return row(SKIP, _whose(tag), root)
-    return row(STOP, "", root)
+    owner, carrier = table.owner(pid, plan.protected)
+    if not plan.all_users and owner != plan.user:
+        return row(SKIP, _whose(tag, owner, carrier), root)
+    if tag is not None:
+        return row(STOP, "", root)
+    return row(STOP, f"untagged, in {owner}'s job {root}" if owner is not None else "untagged: --all", root)
 
 
-def _whose(tag: Optional[str]) -> str:
-    if tag is None:
-        return "untagged (no NPUENV_USER in its environment): --all includes it"
+def _whose(tag: Optional[str], owner: Optional[str], carrier: Optional[int]) -> str:
+    """Why a process is not the asked-for user's: its own tag, or for an untagged one its owner's."""
     if tag == UNREADABLE:
         return "environment unreadable (another UNIX user?)"
-    return f"{tag}'s: --all includes it"
+    if tag is not None:
+        return f"{tag}'s: --all includes it"
+    if owner is None:
+        return "untagged (no NPUENV_USER in its environment or its parents'): --all includes it"
+    return f"untagged, in {owner}'s job (below {owner}'s PID {carrier}): --all includes it"
 
 
 def _add_tree(snapshot: Snapshot, plan: Plan, root: int) -> None:
+    """Add the tree under `root` to the plan: every member whose owner is the root's (all of them with
+    --all). Someone else's process, and an untagged one below it, is left alone even here."""
     table = snapshot.table
-    root_tag = table.tag(root)
+    owner = table.owner(root, plan.protected)[0]
     taken = {t.pid for t in plan.targets} | {z.pid for z in plan.zombies}
     for pid in [*table.descendants(root), root]:
         stat = table.get(pid)
         if stat is None or pid in taken or pid in plan.protected:
             continue
-        target = _target(table, stat, root, snapshot.holders.get(pid, frozenset()))
+        target = _target(table, stat, root, plan.protected, snapshot.holders.get(pid, frozenset()))
         if stat.zombie:  # its environment is gone: it is part of the tree, nobody's in particular
             plan.zombies.append(target)
-        elif plan.all_users or target.tag is None or target.tag == root_tag:
+        elif plan.all_users or target.owner == owner:
             plan.targets.append(target)
         else:
-            plan.notes.append(f"PID {pid} in the tree of {root} is tagged {_tag_text(target.tag)}, not "
-                              f"{_tag_text(root_tag)}: left alone")
+            plan.notes.append(f"PID {pid} in the tree of {root} is {_owner_text(table, pid, plan.protected)}, "
+                              f"not {_tag_text(owner)}'s: left alone")
 
 
-def _target(table: ProcessTable, stat: Stat, root: int, devices: frozenset[int] = frozenset()) -> Target:
+def _agree(plan: Plan) -> None:
+    """The table is the truth: a row says stop exactly when its PID is a target. A PID npu-smi lists but that
+    holds no device file here is stopped when it is a member of a tree that is stopped: its row says so."""
+    targets = {t.pid: t for t in plan.targets}
+    for index, row in enumerate(plan.rows):
+        target = targets.get(row.pid)
+        if target is not None and row.action != STOP:
+            whose = f"{_tag_text(target.owner)}'s " if target.owner is not None else ""
+            unheld = "; it holds no device file here" if row.reason.startswith("visible here but") else ""
+            plan.rows[index] = replace(row, action=STOP, root=target.root,
+                                       reason=f"in {whose}job {target.root}, stopped with it{unheld}")
+        elif target is None and row.action == STOP:
+            plan.rows[index] = replace(row, action=SKIP, reason="not in the tree of its root any more: left alone")
+
+
+def _show_outside(snapshot: Snapshot, plan: Plan,
+                  outside: list[tuple[int, int, tuple[Optional[int], str, Optional[int]]]]) -> None:
+    """A process on an NPU outside --device that is stopped with its job (a worker of the same run on
+    another NPU) gets its row too: the table shows everything that is stopped."""
+    targets = {t.pid: t for t in plan.targets}
+    for device, pid, finding in outside:
+        target = targets.get(pid)
+        if target is not None:
+            row = _judge(snapshot, plan, device, pid, *finding)
+            whose = f"{_tag_text(target.owner)}'s " if target.owner is not None else ""
+            plan.rows.append(replace(row, action=STOP, root=target.root,
+                                     reason=f"outside --device, in {whose}job {target.root}: stopped with it"))
+    plan.rows.sort(key=lambda r: (r.device, r.pid))
+
+
+def _target(table: ProcessTable, stat: Stat, root: int, protected: frozenset[int],
+            devices: frozenset[int] = frozenset()) -> Target:
     return Target(stat.pid, stat.ppid, stat.starttime, root, table.tag(stat.pid), table.command(stat.pid),
-                  devices)
+                  devices, table.owner(stat.pid, protected)[0])
+
+
+def _owner_text(table: ProcessTable, pid: int, protected: frozenset[int]) -> str:
+    tag = table.tag(pid)
+    if tag is not None:
+        return f"tagged {_tag_text(tag)}"
+    owner, carrier = table.owner(pid, protected)
+    return f"untagged, below {_tag_text(owner)}'s PID {carrier}" if owner is not None else "untagged"
 
 
 def _note_unverified(snapshot: Snapshot, plan: Plan) -> None:
@@ -306,13 +418,13 @@ def _note_unverified(snapshot: Snapshot, plan: Plan) -> None:
 
 def _smi_name(snapshot: Snapshot, device: int, pid: int) -> str:
     for process in (snapshot.smi.processes if snapshot.smi else []):
-        if process.npu == device and process.pid == pid:
+        if process.pid == pid and snapshot.numbering.device(process.npu, process.chip) == device:
             return process.name
     return ""
 
 
 def _tag_text(tag: Optional[str]) -> str:
-    return "nothing" if tag is None else ("unreadable" if tag == UNREADABLE else repr(tag))
+    return "nobody" if tag is None else ("unreadable" if tag == UNREADABLE else tag)
 
 
 
@@ -415,9 +527,12 @@ def _late_children(plan: Plan, pending: dict[int, Target]) -> list[Target]:
             continue
         for pid in table.descendants(target.pid):
             child = table.get(pid)
-            if pid not in known and pid not in plan.protected and child is not None and not child.zombie:
+            if pid in known or pid in plan.protected or child is None or child.zombie:
+                continue
+            late_target = _target(table, child, target.root, plan.protected)
+            if plan.all_users or late_target.owner == target.owner:  # someone else's: never, even here
                 known.add(pid)
-                late.append(_target(table, child, target.root))
+                late.append(late_target)
     return late
 
 
@@ -462,6 +577,7 @@ def _settle_zombies(plan: Plan, candidates: list[Target], settle: float, poll: f
 class DeviceState:
     device: int
     holders: tuple[Row, ...]
+    card: Optional[tuple[int, int]] = None  # npu-smi's (NPU ID, Chip ID), when npu-smi lists the device
 
     @property
     def free(self) -> bool:
@@ -470,7 +586,8 @@ class DeviceState:
 
 def device_states(plan: Plan) -> list[DeviceState]:
     """Per device in the plan's scope: the rows holding it (none: free)."""
-    return [DeviceState(d, tuple(r for r in plan.rows if r.device == d)) for d in plan.devices]
+    return [DeviceState(d, tuple(r for r in plan.rows if r.device == d), plan.numbering.card(d))
+            for d in plan.devices]
 
 
 def recheck(config: Config, plan: Plan, stopped: Iterable[int] = (), settle: float = 3.0,

@@ -1,4 +1,12 @@
-"""Pure parsers for `npu-smi info`: the device table and the process table at its end.
+"""Pure parsers for `npu-smi info` (the device table and the process table at its end) and `npu-smi info -m`
+(the chip map), and the one numbering kill-npu and doctor show: the NPU number.
+
+The NPU number is the device index: the N of /dev/davinciN and what ASCEND_RT_VISIBLE_DEVICES and torch
+use (the chip's logic ID; on a bare host logic = physical). npu-smi keys its rows by NPU ID and Chip ID
+instead, its "NPU" being a card that may hold two chips (Atlas 300I Duo, A3). `number_devices` maps
+(NPU ID, Chip ID) to the NPU number: by `npu-smi info -m` where it answers, else by the device table's
+Device or Phy-ID column, else by the NPU ID when every card has one chip, else by the chips' order in the
+table (the order the driver counts them in; flagged as a guess).
 
 The layout differs across driver versions and boards (column widths, one or two chips per NPU, a chip
 column of its own, extra columns, blank process names), so rows are read through the header that
@@ -14,11 +22,11 @@ a Bus-Id. Devices are separated by border lines.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
-__all__ = ["NpuDevice", "NpuProcess", "NpuSmiInfo", "parse_npu_smi_devices", "parse_npu_smi_idle",
-           "parse_npu_smi_info", "parse_npu_smi_processes"]
+__all__ = ["NpuChip", "NpuDevice", "NpuProcess", "NpuSmiInfo", "Numbering", "number_devices", "parse_npu_smi_devices",
+           "parse_npu_smi_idle", "parse_npu_smi_info", "parse_npu_smi_map", "parse_npu_smi_processes"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +45,28 @@ class NpuProcess:
 
 @dataclass(frozen=True)
 class NpuDevice:
-    """One NPU of the device table; `chips` are the chip numbers listed under it."""
+    """One NPU (card) of the device table; `chips` are the chip numbers listed under it. When the chip rows
+    carry a second number the header names, it is kept beside each chip: `logic_ids` for "Chip  Device"
+    (Atlas 300I Duo), `phy_ids` for "Chip  Phy-ID" (A3); otherwise they are empty."""
 
     npu: int
     name: str
     health: str
     chips: tuple[int, ...] = ()
+    logic_ids: tuple[Optional[int], ...] = ()
+    phy_ids: tuple[Optional[int], ...] = ()
+
+
+@dataclass(frozen=True)
+class NpuChip:
+    """One row of `npu-smi info -m`. `logic` is the Chip Logic ID (None for "-": an Mcu, not a device);
+    `phy` the Chip Phy-ID where the table has that column (A3), else None."""
+
+    npu: int
+    chip: int
+    logic: Optional[int]
+    name: str
+    phy: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,107 @@ class NpuSmiInfo:
     devices: list[NpuDevice]
     processes: list[NpuProcess]
     idle: list[int]
+    chips: list[NpuChip] = field(default_factory=list)  # `npu-smi info -m`, when it answered
+
+    @property
+    def numbering(self) -> Numbering:
+        return number_devices(self.devices, self.chips)
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """npu-smi's (NPU ID, Chip ID) <-> the NPU number (the device index), and the device files' numbers.
+
+    `by_chip` maps (NPU ID, Chip ID) to the NPU number; `physical` maps a /dev/davinciN's N to the NPU number
+    where npu-smi says a chip's physical ID differs from its logic ID (elsewhere N is the NPU number);
+    `several_chips` says a card has more than one chip (then an NPU ID alone names no device); `guessed`
+    that some chips were numbered by their order in the table, nothing saying their number."""
+
+    by_chip: dict[tuple[int, int], int] = field(default_factory=dict)
+    physical: dict[int, int] = field(default_factory=dict)
+    several_chips: bool = False
+    guessed: bool = False
+
+    def device(self, npu: int, chip: Optional[int] = None) -> Optional[int]:
+        """The NPU number of npu-smi's (NPU ID, Chip ID); None when nothing tells it (a second chip of a card
+        the device table does not list). A row without a chip number is chip 0."""
+        chip = 0 if chip is None else chip
+        number = self.by_chip.get((npu, chip))
+        if number is None and chip == 0 and not self.several_chips:
+            return npu  # one chip per card (910B, 910A, 310): the NPU ID is the logic ID
+        return number
+
+    def card(self, device: int) -> Optional[tuple[int, int]]:
+        """npu-smi's (NPU ID, Chip ID) for an NPU number, when npu-smi listed it."""
+        for key, number in self.by_chip.items():
+            if number == device:
+                return key
+        return None
+
+    def of_file(self, number: int) -> int:
+        """The NPU number of /dev/davinci<number> (the chip's physical ID)."""
+        return self.physical.get(number, number)
+
+    def of_card(self, npu: int) -> list[int]:
+        """The NPU numbers of a card's chips ("No running processes found in NPU N" names a card)."""
+        numbers = sorted(n for (card, _), n in self.by_chip.items() if card == npu)
+        if not numbers and not self.several_chips:
+            return [npu]
+        return numbers
+
+    @property
+    def devices(self) -> list[int]:
+        return sorted(set(self.by_chip.values()))
+
+    @property
+    def identity(self) -> bool:
+        """Every NPU number is its card's NPU ID, chip 0, and its device file's number: nothing to tell apart."""
+        return (all(chip == 0 and npu == number for (npu, chip), number in self.by_chip.items())
+                and all(n == number for n, number in self.physical.items()))
+
+
+def number_devices(devices: list[NpuDevice], chips: list[NpuChip] = ()) -> Numbering:
+    """The numbering of `npu-smi info`'s device table (`devices`) and `npu-smi info -m` (`chips`, may be empty).
+
+    Per chip, what says its number: `info -m`'s Chip Logic ID, else the table's Device column (a logic ID),
+    else its Phy-ID column (on a bare host logic = physical). Only then, for chips nothing numbered: the NPU
+    ID when every card has one chip, else the chip's position among all chips of the table (0, 1, ... in
+    table order, the order the driver counts them in; `guessed`). A number already given is not given again."""
+    by_chip: dict[tuple[int, int], int] = {}
+    physical: dict[int, int] = {}
+    for chip in chips:
+        if chip.logic is not None and (chip.npu, chip.chip) not in by_chip:
+            by_chip[(chip.npu, chip.chip)] = chip.logic
+            if chip.phy is not None:
+                physical[chip.phy] = chip.logic
+    rows = [(d.npu, chip, _at(d.logic_ids, i), _at(d.phy_ids, i))
+            for d in devices for i, chip in enumerate(d.chips or (0,))]
+    several = (any(len(d.chips) > 1 for d in devices)
+               or len({card for card, _ in by_chip}) < len(by_chip))
+    taken = set(by_chip.values())
+    for npu, chip, logic, phy in rows:  # what the table says
+        number = logic if logic is not None else phy
+        if (npu, chip) in by_chip:
+            if phy is not None:
+                physical.setdefault(phy, by_chip[(npu, chip)])
+        elif number is not None and number not in taken:
+            by_chip[(npu, chip)] = number
+            taken.add(number)
+    guessed = False
+    for position, (npu, chip, _, _) in enumerate(rows):  # what nothing said
+        if (npu, chip) in by_chip:
+            continue
+        number = position if several else npu
+        if number not in taken:
+            by_chip[(npu, chip)] = number
+            taken.add(number)
+            guessed = guessed or several
+    physical = {n: number for n, number in physical.items() if n != number}
+    return Numbering(by_chip, physical, several, guessed)
+
+
+def _at(values: tuple[Optional[int], ...], index: int) -> Optional[int]:
+    return values[index] if index < len(values) else None
 
 
 _IDLE = re.compile(r"no\s+running\s+process(?:es)?\s+found\s+in\s+npu\s*(\d+)", re.IGNORECASE)
@@ -63,8 +188,60 @@ _INT = re.compile(r"\d+")
 _DEFAULT_ROLES = ("npu+chip", "pid", "name", "memory")
 
 
-def parse_npu_smi_info(text: str) -> NpuSmiInfo:
-    return NpuSmiInfo(parse_npu_smi_devices(text), parse_npu_smi_processes(text), parse_npu_smi_idle(text))
+def parse_npu_smi_info(text: str, map_text: str = "") -> NpuSmiInfo:
+    """`npu-smi info`'s tables, and the chip map from `npu-smi info -m`'s output when given."""
+    return NpuSmiInfo(parse_npu_smi_devices(text), parse_npu_smi_processes(text), parse_npu_smi_idle(text),
+                      parse_npu_smi_map(map_text))
+
+
+# `npu-smi info -m` columns, found in its header line by these patterns; the name is the rest of a row
+_MAP_COLUMNS = (("npu", re.compile(r"npu\s*id", re.IGNORECASE)),
+                ("chip", re.compile(r"chip\s*id", re.IGNORECASE)),
+                ("logic", re.compile(r"logic", re.IGNORECASE)),
+                ("phy", re.compile(r"phy", re.IGNORECASE)),
+                ("name", re.compile(r"chip\s*name", re.IGNORECASE)))
+
+
+def parse_npu_smi_map(text: str) -> list[NpuChip]:
+    """The rows of `npu-smi info -m`: "NPU ID  Chip ID  Chip Logic ID  [Chip Phy-ID]  Chip Name", read by the
+    header's column order. A row is its numbers ("-" for none) followed by the chip name (which may have
+    spaces: "Ascend 910B3"). Rows count only below such a header (a wrong map is worse than none); anything
+    else (banners, warnings, borders) is ignored."""
+    roles: Optional[tuple[str, ...]] = None
+    chips: list[NpuChip] = []
+    for line in text.splitlines():
+        header = _map_header(line)
+        if header:
+            roles = header
+            continue
+        chip = _map_row(line.replace("|", " ").split(), roles) if roles else None
+        if chip is not None:
+            chips.append(chip)
+    return chips
+
+
+def _map_header(line: str) -> Optional[tuple[str, ...]]:
+    found = [(m.start(), role) for role, pattern in _MAP_COLUMNS for m in [pattern.search(line)] if m]
+    roles = tuple(role for _, role in sorted(found))
+    return roles if {"npu", "chip", "logic"} <= set(roles) else None
+
+
+def _map_row(tokens: list[str], roles: tuple[str, ...]) -> Optional[NpuChip]:
+    numbered = [r for r in roles if r != "name"]
+    if len(tokens) < len(numbered):
+        return None
+    values = dict(zip(numbered, tokens))
+    if not all(v.isdigit() or v == "-" for v in values.values()):
+        return None
+    if not (values["npu"].isdigit() and values["chip"].isdigit()):
+        return None
+
+    def number(role: str) -> Optional[int]:
+        value = values.get(role, "-")
+        return int(value) if value.isdigit() else None
+
+    return NpuChip(int(values["npu"]), int(values["chip"]), number("logic"), " ".join(tokens[len(numbered):]),
+                   number("phy"))
 
 
 def parse_npu_smi_idle(text: str) -> list[int]:
@@ -94,26 +271,32 @@ def parse_npu_smi_processes(text: str) -> list[NpuProcess]:
 
 
 def parse_npu_smi_devices(text: str) -> list[NpuDevice]:
-    """The device table: per NPU an "N  Name | Health | ..." row, then one row per chip below it."""
+    """The device table: per NPU an "N  Name | Health | ..." row, then one row per chip below it. The header's
+    second line says what a chip row's second number is: "Chip  Device" a logic ID, "Chip  Phy-ID" a
+    physical ID, plain "Chip" nothing (a second number there is ignored)."""
     devices: list[NpuDevice] = []
     group: list[list[str]] = []  # the rows between two border lines: one NPU and its chips
     in_table = False
+    second: Optional[str] = None  # "logic" or "phy": what the second number of a chip row is
     for line in text.splitlines():
         cells = _cells(line)
         header = cells is not None and (_is_process_header(line) or
                                         (bool(_DEVICE_HEADER.search(cells[0])) and "health" in line.lower()))
         if cells is None or header:
-            _read_device_group(group, devices)
+            _read_device_group(group, devices, second)
             group = []
             if header:
                 in_table = not _is_process_header(line)
         elif in_table and len(cells) >= 2:
+            first = cells[0].strip().lower()
+            if first.startswith("chip"):
+                second = "phy" if "phy" in first else ("logic" if "device" in first else None)
             group.append([c.strip() for c in cells])
-    _read_device_group(group, devices)
+    _read_device_group(group, devices, second)
     return devices
 
 
-def _read_device_group(rows: list[list[str]], devices: list[NpuDevice]) -> None:
+def _read_device_group(rows: list[list[str]], devices: list[NpuDevice], second: Optional[str] = None) -> None:
     """One group of rows between borders. Its first numbered row is an NPU (unless its second cell is a
     Bus-Id: then it is one more chip of the NPU above); the rows after it are its chips. A later row is
     another NPU only when its first cell is a number and a name, its second is no Bus-Id, and a chip row
@@ -134,8 +317,15 @@ def _read_device_group(rows: list[list[str]], devices: list[NpuDevice]) -> None:
             devices.append(NpuDevice(int(first[0]), " ".join(first[1:]), cells[1]))
             started = True
         elif devices:
-            last = devices[-1]
-            devices[-1] = NpuDevice(last.npu, last.name, last.health, last.chips + (int(first[0]),))
+            devices[-1] = _add_chip(devices[-1], first, second)
+
+
+def _add_chip(device: NpuDevice, first: list[str], second: Optional[str]) -> NpuDevice:
+    """`device` with one more chip: the row's first number, and its second where the header names it."""
+    number = int(first[1]) if len(first) >= 2 and first[1].isdigit() else None
+    logic = device.logic_ids + (number,) if second == "logic" else device.logic_ids
+    phy = device.phy_ids + (number,) if second == "phy" else device.phy_ids
+    return replace(device, chips=device.chips + (int(first[0]),), logic_ids=logic, phy_ids=phy)
 
 
 def _is_process_header(line: str) -> bool:

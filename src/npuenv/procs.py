@@ -135,6 +135,7 @@ class ProcessTable:
         self._children: Optional[dict[int, list[int]]] = None
         self._tags: dict[int, Optional[str]] = {}
         self._cmdlines: dict[int, str] = {}
+        self._owners: dict[frozenset[int], dict[int, tuple[Optional[str], Optional[int]]]] = {}
 
     def get(self, pid: int) -> Optional[Stat]:
         return self.stats.get(pid)
@@ -184,21 +185,56 @@ class ProcessTable:
             stat = self.stats.get(stat.ppid)
         return chain
 
+    def owner(self, pid: int, protected: Iterable[int] = ()) -> tuple[Optional[str], Optional[int]]:
+        """Whose job `pid` is part of, and the PID that says so: its own NPUENV_USER tag, else the tag of its
+        nearest tagged ancestor (`env -u NPUENV_USER` or a launcher that scrubs the environment does not make a
+        process someone else's). The climb never looks at or past PID 1, a `protected` process (kill-npu and
+        its ancestors) or an ancestor whose environment is unreadable (another UNIX user's): they pass nothing
+        on. (None, None): untagged up to there, nobody's. The process's own tag may be UNREADABLE."""
+        protected = frozenset(protected)
+        known = self._owners.setdefault(protected, {})
+        chain: list[int] = []  # the untagged processes climbed through: they share the answer
+        node = pid
+        while True:
+            if node != pid and (node <= 1 or node in protected):
+                found: tuple[Optional[str], Optional[int]] = (None, None)
+                break
+            if node in known:
+                found = known[node]
+                break
+            stat = self.stats.get(node)
+            tag = self.tag(node) if stat is not None else None
+            if tag is not None:  # an ancestor we may not read (another UNIX user's: sshd, a root init) is no owner
+                found = (tag, node) if tag != UNREADABLE or node == pid else (None, None)
+                break
+            chain.append(node)
+            if stat is None or stat.ppid in chain:
+                found = (None, None)
+                break
+            node = stat.ppid
+        for member in chain:
+            if member not in protected and member > 1:
+                known[member] = found
+        return found
+
     def tree_root(self, pid: int, protected: Iterable[int] = ()) -> int:
         """The top of the job `pid` belongs to: climb through parents while the parent is not PID 1, not
         protected (kill-npu and its ancestors), not a session leader (a login or terminal shell, a tmux
-        pane, a setsid'd launcher), and carries the same NPUENV_USER tag. Untagged processes climb only
-        within their process group, so an untagged job never reaches a server such as Jupyter."""
-        protected = set(protected)
-        tag = self.tag(pid)
+        pane, a setsid'd launcher), and is part of the same owner's job (`owner`: its tag, or its nearest
+        tagged ancestor's). A process that is nobody's (untagged, no tagged ancestor) climbs only within its
+        process group, so such a job never reaches a server such as Jupyter; an unreadable one never climbs."""
+        protected = frozenset(protected)
+        owner = self.owner(pid, protected)[0]
         node = pid
         while True:
             stat = self.stats.get(node)
             parent = self.stats.get(stat.ppid) if stat else None
             if stat is None or parent is None or parent.pid <= 1 or parent.pid in protected:
                 return node
-            if parent.session == parent.pid or tag == UNREADABLE or self.tag(parent.pid) != tag:
+            if parent.session == parent.pid or owner == UNREADABLE:
                 return node
-            if tag is None and parent.pgrp != stat.pgrp:
+            if self.owner(parent.pid, protected)[0] != owner:
+                return node
+            if owner is None and parent.pgrp != stat.pgrp:
                 return node
             node = parent.pid

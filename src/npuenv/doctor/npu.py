@@ -1,6 +1,8 @@
 """NPU devices & processes: npu-smi runs, the devices are visible and healthy, and who holds them.
 
 One discovery (kill-npu's: npu-smi's tables plus a /proc scan of the device files) serves all four checks.
+Every NPU is named by its NPU number (/dev/davinciN, ASCEND_RT_VISIBLE_DEVICES), as kill-npu names it;
+npu-smi's own NPU ID names a card, which may hold two chips: where the two differ, the card is shown too.
 """
 
 from __future__ import annotations
@@ -45,13 +47,34 @@ def smi(ctx) -> CheckResult:
         return fail(f"{_smi_note(snap)} ({cfg.npu_smi})",
                     f"run `{cfg.npu_smi} info` by hand: a driver that is not loaded or a container without "
                     "/dev/davinci_manager make it fail")
-    return ok(f"{cfg.npu_smi}: {len(snap.smi.devices)} NPU(s) in its table")
+    count = len(snap.numbering.devices) or len(snap.smi.devices)
+    cards = _cards(snap)
+    return ok(f"{cfg.npu_smi}: {count} NPU(s) in its table" + (f" ({cards})" if cards else ""))
+
+
+def _cards(snap: killnpu.Snapshot) -> str:
+    """"4 cards × 2 chips" when npu-smi's NPU IDs are cards of several chips, else ""."""
+    if snap.smi is None or not snap.numbering.several_chips:
+        return ""
+    per_card = {len(snap.numbering.of_card(d.npu)) for d in snap.smi.devices}
+    cards = len(snap.smi.devices)
+    return f"{cards} cards × {per_card.pop()} chips" if len(per_card) == 1 else f"{cards} cards"
 
 
 def _device_numbers(snap: killnpu.Snapshot) -> tuple[list[int], list[int]]:
+    """The NPU numbers of the device files, and those npu-smi lists (its (NPU ID, Chip ID) mapped)."""
     files = sorted(set(snap.devices.values()))
-    listed = sorted({d.npu for d in snap.smi.devices}) if snap.smi else []
+    listed = snap.numbering.devices if snap.smi else []
     return files, listed
+
+
+def _card_names(snap: killnpu.Snapshot, device, name: bool = False) -> str:
+    """An npu-smi card by its NPU numbers: "NPU 2" where its NPU ID is its NPU number, else "NPU 2, 3 (card
+    32)"; with `name`, its name joins the parentheses: "NPU 2 (910B1)", "NPU 2, 3 (310P3, card 32)"."""
+    numbers = snap.numbering.of_card(device.npu)
+    extras = ([device.name] if name else []) + ([] if snap.numbering.identity else [f"card {device.npu}"])
+    return (f"NPU {', '.join(map(str, numbers)) if numbers else '?'}"
+            + (f" ({', '.join(extras)})" if extras else ""))
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -82,11 +105,15 @@ def devices(ctx) -> CheckResult:
                     "in a container, also pass --device /dev/davinci_manager --device /dev/devmm_svm "
                     "--device /dev/hisi_hdc")
     if files and listed and files != listed:
-        return warn(f"device files for NPU(s) {_ranges(files)}, npu-smi lists {_ranges(listed)}",
-                    "in a container npu-smi may see the host's NPUs: use the ones mounted here "
-                    "(ASCEND_RT_VISIBLE_DEVICES)")
+        fix = ("in a container npu-smi may see the host's NPUs: use the ones mounted here "
+               "(ASCEND_RT_VISIBLE_DEVICES)")
+        if snap.numbering.guessed:
+            fix += ("; `npu-smi info -m` gave no chip map, so the chips of each card were numbered in table "
+                    "order: compare with `npu-smi info -m`")
+        return warn(f"device files for NPU(s) {_ranges(files)}, npu-smi lists {_ranges(listed)}", fix)
     name = next((d.name for d in snap.smi.devices), "") if snap.smi else ""
-    return ok(f"{count} NPU(s): {_ranges(files or listed)}" + (f" ({name})" if name else ""))
+    about = "; ".join(t for t in (name, _cards(snap)) if t)
+    return ok(f"{count} NPU(s): {_ranges(files or listed)}" + (f" ({about})" if about else ""))
 
 
 @check("npu.health", "npu-smi reports every NPU's health as OK")
@@ -100,10 +127,12 @@ def health(ctx) -> CheckResult:
     if not snap.smi.devices:
         return skip("npu-smi lists no device")
     bad = [d for d in snap.smi.devices if d.health.strip().upper() != "OK"]
-    details = [f"NPU {d.npu} ({d.name}): {_health(d)}" for d in snap.smi.devices]
+    details = [f"{_card_names(snap, d, name=True)}: {_health(d)}" for d in snap.smi.devices]
     if not bad:
-        return ok(f"{len(snap.smi.devices)} NPU(s) OK", details)
-    text = ", ".join(f"NPU {d.npu}: {_health(d)}" for d in bad)
+        count = len(snap.numbering.devices) or len(snap.smi.devices)
+        cards = _cards(snap)
+        return ok(f"{count} NPU(s) OK" + (f" ({cards})" if cards else ""), details)
+    text = ", ".join(f"{_card_names(snap, d)}: {_health(d)}" for d in bad)
     fix = "see `npu-smi info -t health -i N`; a device that stays unhealthy needs the box restarted or replaced"
     if all(_WARNING.match(d.health.strip()) for d in bad):
         return warn(text, fix, details)
@@ -125,8 +154,9 @@ def _command(text: str) -> str:
     return shown if len(shown) <= 60 else shown[:59] + "…"
 
 
-def _holders(rows: list) -> list[str]:
-    """One line per process: its NPUs, whose it is, its memory, its command."""
+def _holders(rows: list, identity: bool = True) -> list[str]:
+    """One line per process: its NPUs (and npu-smi's card and chip, where they differ), whose it is, its
+    memory, its command."""
     lines = []
     for pid in dict.fromkeys(r.pid for r in rows):
         mine = [r for r in rows if r.pid == pid]
@@ -137,7 +167,9 @@ def _holders(rows: list) -> list[str]:
         memory = sum(r.memory_mb for r in mine if r.memory_mb is not None)
         shown = f", {memory} MB" if any(r.memory_mb is not None for r in mine) else ""
         npus = ", ".join(str(r.device) for r in mine)
-        lines.append(f"PID {pid} on NPU {npus} ({who}{shown}): {_command(first.command)}")
+        cards = ", ".join(f"card {r.card[0]} chip {r.card[1]}" for r in mine if r.card is not None)
+        where = f"{cards}; " if cards and not identity else ""
+        lines.append(f"PID {pid} on NPU {npus} ({where}{who}{shown}): {_command(first.command)}")
     return lines
 
 
@@ -155,7 +187,7 @@ def processes(ctx) -> CheckResult:
     if not rows:
         return ok("no process holds an NPU")
     busy = sorted({r.device for r in rows})
-    details = _holders(rows)
+    details = _holders(rows, plan.numbering.identity)
     mine = ctx.environ.get("NPUENV_USER")
     fix = "look with `invoke kill-npu --dry-run`; stop yours with `invoke kill-npu`"
     if not mine:

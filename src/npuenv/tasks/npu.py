@@ -15,7 +15,8 @@ from .boundary import boundary
 @task(
     help={
         "all": "stop everyone's processes, not only those tagged with your NPUENV_USER",
-        "device": "N[,M]: only processes on these NPUs (repeatable; default all)",
+        "device": "N[,M]: only processes on these NPUs, by NPU number: /dev/davinciN, ASCEND_RT_VISIBLE_DEVICES "
+                  "(repeatable; default all)",
         "dry-run": "show the table and what would be stopped; signal nothing",
         "yes": "stop without asking (needed when stdin is not a terminal)",
         "grace": "seconds between SIGTERM and SIGKILL (default 10)",
@@ -41,8 +42,9 @@ def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace="10", u
     plan = killnpu.make_plan(killnpu.discover(config), user or os.environ.get(TAG_VARIABLE) or None, all_,
                              _device_numbers(device or []))
     _render_plan(console, plan, grace)
+    identity = plan.numbering.identity
     if not plan.targets:
-        _render_states(console, killnpu.device_states(plan))
+        _render_states(console, killnpu.device_states(plan), identity)
         return
     if dry_run:
         console.line("dry run: nothing was signalled")
@@ -52,7 +54,7 @@ def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace="10", u
         return
     report = killnpu.stop(plan, grace)
     _render_report(console, report)
-    _render_states(console, killnpu.recheck(config, plan, stopped=[t.pid for t in plan.targets]))
+    _render_states(console, killnpu.recheck(config, plan, stopped=[t.pid for t in plan.targets]), identity)
     if report.survivors:
         raise killnpu.KillNpuError(
             f"{len(report.survivors)} process(es) survived SIGKILL: {', '.join(map(str, report.survivors))}",
@@ -83,7 +85,9 @@ def _device_numbers(values: list[str]) -> Optional[list[int]]:
         for part in str(value).split(","):
             part = part.strip()
             if not part.isdigit():
-                raise UsageError(f"--device expects NPU numbers such as 0 or 0,1; got {value!r}")
+                raise UsageError(f"--device expects NPU numbers such as 0 or 0,1; got {value!r}",
+                                 hint="the NPU number is N of /dev/davinciN (as in ASCEND_RT_VISIBLE_DEVICES), "
+                                      "not npu-smi's NPU ID")
             numbers.append(int(part))
     return numbers or None
 
@@ -143,6 +147,10 @@ def _render_plan(console: Any, plan: Any, grace: float) -> None:
         header.insert(2, "HOST PID")
         for cells, r in zip(rows, plan.rows):
             cells.insert(2, str(r.host_pid) if r.host_pid is not None else "-")
+    if not plan.numbering.identity:  # npu-smi's NPU ID is a card of several chips, or not the NPU number
+        header.insert(1, "CARD/CHIP")
+        for cells, r in zip(rows, plan.rows):
+            cells.insert(1, f"{r.card[0]}/{r.card[1]}" if r.card is not None else "-")
     _table(console, header, rows, right={header.index("MEMORY")})
     console.line("")
     if not plan.targets:
@@ -150,15 +158,16 @@ def _render_plan(console: Any, plan: Any, grace: float) -> None:
         whose = "everyone's" if plan.all_users else f"tagged {plan.user!r}"
         console.line(f"nothing to stop: none of the {skipped} process(es) above may be stopped ({whose})")
         if not plan.all_users and any(r.reason.endswith("--all includes it") for r in plan.rows):
-            console.line("hint: other people's and untagged processes are left alone; --all includes them "
-                         "(check with the owner first)")
+            console.line("hint: other people's processes, and untagged ones that are not part of one of your "
+                         "jobs, are left alone; --all includes them (check with the owner first)")
         return
     console.line(f"to stop: {len(plan.targets)} process(es) in {len(plan.roots)} tree(s); SIGTERM, then "
                  f"SIGKILL after {grace:g} s")
     for root in plan.roots:
         members = [t for t in plan.targets if t.root == root]
         head = next((t for t in members if t.pid == root), members[-1])
-        console.line(f"  tree {root} ({_user_text(head.tag)}): {_command(head.command, 60)}")
+        console.line(f"  tree {root} ({_user_text(head.owner if head.owner is not None else head.tag)}): "
+                     f"{_command(head.command, 60)}")
         for t in members:
             held = f"  [NPU {', '.join(map(str, sorted(t.devices)))}]" if t.devices else ""
             console.line(f"    {t.pid:>7}  {_command(t.command, 60)}{held}")
@@ -183,13 +192,17 @@ def _render_report(console: Any, report: Any) -> None:
         console.line(f"zombie {z.pid} (parent {z.ppid}{parent}): {z.fate}")
 
 
-def _render_states(console: Any, states: list[Any]) -> None:
+def _render_states(console: Any, states: list[Any], identity: bool = True) -> None:
+    """`NPU N: free` or `NPU N: held by ...`; unless the numbering is the identity, with npu-smi's card and chip."""
     for state in states:
+        name = f"NPU {state.device}"
+        if not identity and state.card is not None:
+            name += f" (card {state.card[0]} chip {state.card[1]})"
         if state.free:
-            console.line(f"NPU {state.device}: free")
+            console.line(f"{name}: free")
             continue
         holders = ", ".join(f"{r.pid} ({_holder_text(r)})" for r in state.holders)
-        console.line(f"NPU {state.device}: held by {holders}")
+        console.line(f"{name}: held by {holders}")
 
 
 def _holder_text(row: Any) -> str:
