@@ -113,7 +113,7 @@ def test_a_failing_compile_shows_its_error_lines_and_a_hint(world, tmp_path, can
     assert "the decord FFmpeg patch must be applied" in proc.stderr
     assert str(tmp_path / "ws" / ".npuenv" / "logs" / "build_decord.log") in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not list((tmp_path / "wheels" / "built").glob("decord/*"))  # nothing half-built was cached
+    assert not list((tmp_path / "wheels" / "built").glob("decord/[!.]*"))  # nothing half-built was cached
 
 
 def test_a_missing_tool_fails_before_compiling_with_the_install_command(world, tmp_path, can_build):

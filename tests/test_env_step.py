@@ -115,6 +115,6 @@ def test_a_failed_sync_gets_the_hint_for_its_cause():
            "  Caused by: error reading a body from connection\n  Caused by: connection closed before message completed\n")
     unsolvable = ("  x No solution found when resolving dependencies:\n"
                   "  `-> Because there is no version of torch==2.1.0+cpu and torch-npu==2.1.0.post8 depends on ...\n")
-    assert "answered HTTP 503" in uv_failure_hint(overloaded) and "run again later" in uv_failure_hint(overloaded)
+    assert "answered HTTP 503" in uv_failure_hint(overloaded) and "Run again later" in uv_failure_hint(overloaded)
     assert "broke or could not be made" in uv_failure_hint(cut) and "missing from the index" not in uv_failure_hint(cut)
     assert "missing from the index" in uv_failure_hint(unsolvable)
