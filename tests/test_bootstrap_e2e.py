@@ -137,6 +137,8 @@ def test_full_run_builds_the_whole_stack(world, tmp_path, done, stand_in_cann):
                                                                 done.stdout)
     assert steps["build:decord"]["resolved"]["strategy"] == "source"  # decord v0.6.0, built here
     assert "decord2" not in distributions(tmp_path)
+    # uv's lock files and the builds' scratch went to the workspace's TMPDIR, not the box's /tmp
+    assert list((ws / ".npuenv" / "tmp").glob("uv-*.lock"))
     assert "done" in done.stdout and "wall" in done.stdout
     assert "✓ smoke" in done.stdout and "(skipped: no NPU devices on this machine)" in done.stdout
 

@@ -177,6 +177,11 @@ def test_every_client_gets_the_bundle(tmp_path, layout):
     assert env["PATH"] == environ["PATH"]
 
 
+def test_temporary_files_of_every_command_go_under_the_root(tmp_path, layout):
+    env = child_env(layout, base_environ(tmp_path, TMPDIR="/tmp"), layout.ca_bundle, Mirrors())
+    assert env["TMPDIR"] == str(layout.root / ".npuenv" / "tmp")
+
+
 def test_uv_dirs_live_inside_the_workspace_and_uv_uses_them(tmp_path, layout):
     env = child_env(layout, base_environ(tmp_path), layout.ca_bundle, Mirrors())
     for name in ("UV_CACHE_DIR", "UV_PYTHON_INSTALL_DIR"):

@@ -65,6 +65,8 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     selected, forced = select(steps, split_ids(options.only), split_ids(options.force))
     # a dry run reaches no server: it needs no bundle
     bundle = layout.ca_bundle if options.dry_run else build_bundle(layout.ca_bundle, extras, environ).path
+    if not options.dry_run:
+        layout.tmp.mkdir(parents=True, exist_ok=True)
     wheels_dir = Path(options.wheels).absolute() if options.wheels else workspace.default_wheels_dir(root)
     if wheels_dir.exists() and not wheels_dir.is_dir():
         raise UsageError(f"--wheels {options.wheels}: exists and is not a folder",

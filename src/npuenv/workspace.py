@@ -43,6 +43,11 @@ class Layout:
     def ca_bundle(self) -> Path:
         return self.home / "ca-bundle.pem"
 
+    @property
+    def tmp(self) -> Path:
+        """TMPDIR of every command npuenv runs in this workspace."""
+        return self.home / "tmp"
+
 
 def check_writable(root: Path, *, write: bool) -> None:
     """npuenv's folder must stay inside the root, and (unless nothing will be written) the root writable."""
@@ -166,6 +171,8 @@ def child_env(layout: Layout, environ: Mapping[str, str], bundle: Path, mirrors:
         "GIT_TERMINAL_PROMPT": "0",  # a wrong URL fails instead of waiting for a password
         "UV_CACHE_DIR": str(uv_cache_dir(layout.root, environ)),
         "UV_PYTHON_INSTALL_DIR": str(layout.home / "python"),
+        # temporary files too (uv's lock files, compilers' scratch): inside the root, not the box's /tmp
+        "TMPDIR": str(layout.tmp),
     })
     mirrored = mirrors.rewrite(PYTHON_DOWNLOADS)
     if mirrored != PYTHON_DOWNLOADS:

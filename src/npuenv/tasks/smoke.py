@@ -46,7 +46,7 @@ def smoke(c, root=None, spec=None, json_=False, devices=None):
         console.line(f"note: no NPU device files match {lib.npu_device_glob(os.environ)} on this machine")
     report = lib.run_smoke(str(python), cann_set_env=set_env_candidate(os.environ), env=os.environ,
                            devices=count, project=lib.project_dir(loaded, folder),
-                           tmpdir=workspace.Layout(folder).home / "tmp")
+                           tmpdir=workspace.Layout(folder).tmp)
     if json_:
         console.line(json.dumps(report.to_json(), indent=2))
     else:
