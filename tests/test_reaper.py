@@ -39,20 +39,27 @@ def wait_for(event, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def test_a_command_and_its_children_die_with_a_sigkilled_parent(tmp_path):
-    token = f"npuenv-reaper-{tmp_path.name}"
-    # the parent: a Python process that runs a command with grandchildren under the supervisor, then waits
-    script = f"(exec -a {token}-a sleep 300) & (exec -a {token}-b sleep 300) & wait"
-    code = f"import subprocess; from npuenv.reaper import supervised; subprocess.run(supervised(['bash', '-c', {script!r}]))"
+def killed_parent_leaves_nothing(code: str, token: str, running: tuple, kill) -> None:
+    """Start a Python parent running `code`, wait until processes whose argv[0] start with each of
+    `running` are up, `kill(parent)`, then wait until nothing mentioning `token` is left."""
     parent = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, start_new_session=True)
     try:
-        wait_for(lambda: bool(holders(f"{token}-a", argv0=True)) and bool(holders(f"{token}-b", argv0=True)))
-        parent.send_signal(signal.SIGKILL)  # no handler, no cleanup: only the kernel's death signal is left
+        wait_for(lambda: all(holders(name, argv0=True) for name in running))
+        kill(parent)
         parent.wait()
         wait_for(lambda: not holders(token))
     finally:
         for pid in holders(token):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_command_and_its_children_die_with_a_sigkilled_parent(tmp_path):
+    token = f"npuenv-reaper-{tmp_path.name}"
+    # the parent: a Python process that runs a command with grandchildren under the supervisor, then waits
+    script = f"(exec -a {token}-a sleep 300) & (exec -a {token}-b sleep 300) & wait"
+    code = f"import subprocess; from npuenv.reaper import supervised; subprocess.run(supervised(['bash', '-c', {script!r}]))"
+    # no handler, no cleanup: only the kernel's death signal is left
+    killed_parent_leaves_nothing(code, token, (f"{token}-a", f"{token}-b"), lambda p: p.send_signal(signal.SIGKILL))
 
 
 def test_told_to_stop_it_stops_the_group_politely_first(tmp_path):
@@ -80,15 +87,7 @@ def test_a_smoke_test_dies_with_npuenv(tmp_path):
     fake.chmod(0o755)
     code = ("from pathlib import Path; from npuenv import smoke; "
             f"smoke.run_smoke({str(fake)!r}, cann_set_env=None, env={{'PATH': '/usr/bin:/bin'}}, timeout=600)")
-    parent = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, start_new_session=True)
-    try:
-        wait_for(lambda: bool(holders(token, argv0=True)))  # the smoke's process is up
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
-        wait_for(lambda: not holders(token))
-    finally:
-        for pid in holders(token):
-            os.kill(pid, signal.SIGKILL)
+    killed_parent_leaves_nothing(code, token, (token,), lambda p: p.send_signal(signal.SIGKILL))
 
 
 def test_a_sigkill_to_npuenvs_whole_process_group_still_stops_the_command(tmp_path):
@@ -97,16 +96,7 @@ def test_a_sigkill_to_npuenvs_whole_process_group_still_stops_the_command(tmp_pa
     token = f"npuenv-group-{tmp_path.name}"
     script = f"(exec -a {token}-a sleep 300) & (exec -a {token}-b sleep 300) & wait"
     code = f"from npuenv.proc import run; run(['bash', '-c', {script!r}])"
-    parent = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, start_new_session=True)
-    try:
-        wait_for(lambda: bool(holders(f"{token}-a", argv0=True)) and bool(holders(f"{token}-b", argv0=True)))
-        os.killpg(parent.pid, signal.SIGKILL)
-        parent.wait()
-        wait_for(lambda: not holders(token))
-    finally:
-        for pid in holders(token):
-            os.kill(pid, signal.SIGKILL)
-
+    killed_parent_leaves_nothing(code, token, (f"{token}-a", f"{token}-b"), lambda p: os.killpg(p.pid, signal.SIGKILL))
 
 def test_stop_all_stops_what_other_threads_are_running(tmp_path):
     """What the engine does on Ctrl-C, so the thread pool does not wait for a build to finish."""

@@ -22,16 +22,27 @@ def _holder(path: Path) -> str:
         return "unknown"
 
 
+def _open(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _try(fd: int) -> bool:
+    """Take the exclusive lock if it is free."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextmanager
 def workspace_lock(path: Path, *, wait: bool = False,
                    on_wait: Optional[Callable[[str], None]] = None) -> Iterator[None]:
     """Hold an exclusive lock on `path`. Busy: raise LockError, or with `wait` block until it is free."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open(path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try(fd):
             holder = _holder(path)
             if not wait:
                 raise LockError(
@@ -51,12 +62,9 @@ def workspace_lock(path: Path, *, wait: bool = False,
 @contextmanager
 def entry_lock(path: Path, *, on_wait: Optional[Callable[[], None]] = None) -> Iterator[None]:
     """Hold an exclusive lock on `path` (made when missing), waiting for another holder to finish."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open(path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try(fd):
             if on_wait is not None:
                 on_wait()
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -68,14 +76,8 @@ def entry_lock(path: Path, *, on_wait: Optional[Callable[[], None]] = None) -> I
 @contextmanager
 def try_entry_lock(path: Path) -> Iterator[bool]:
     """Hold `path`'s lock if it is free (yields True), else yield False at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open(path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        yield _try(fd)
     finally:
         os.close(fd)
