@@ -98,6 +98,7 @@ def test_a_sigkill_to_npuenvs_whole_process_group_still_stops_the_command(tmp_pa
     code = f"from npuenv.proc import run; run(['bash', '-c', {script!r}])"
     killed_parent_leaves_nothing(code, token, (f"{token}-a", f"{token}-b"), lambda p: os.killpg(p.pid, signal.SIGKILL))
 
+
 def test_stop_all_stops_what_other_threads_are_running(tmp_path):
     """What the engine does on Ctrl-C, so the thread pool does not wait for a build to finish."""
     import threading
