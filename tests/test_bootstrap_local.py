@@ -151,9 +151,10 @@ def test_a_built_in_spec_is_remembered_by_name(tmp_path):
     (root / ".npuenv" / "state.json").write_text(json.dumps({
         "format": 1, "steps": {}, "spec": {"name": "mindspeed-mm-internvl2.5", "file": "/moved/checkout/x.yaml",
                                            "arg": "mindspeed-mm-internvl2.5"}}))
-    assert workspace.spec_argument(None, root) == "mindspeed-mm-internvl2.5"
-    assert workspace.spec_argument("other.yaml", root) == "other.yaml"
-    assert workspace.spec_argument(None, tmp_path / "elsewhere") == "mindspeed-mm-internvl2.5"
+    recorded = workspace.recorded_spec(root)
+    assert workspace.spec_argument(None, recorded) == "mindspeed-mm-internvl2.5"
+    assert workspace.spec_argument("other.yaml", recorded) == "other.yaml"
+    assert workspace.spec_argument(None, workspace.recorded_spec(tmp_path / "elsewhere")) == "mindspeed-mm-internvl2.5"
 
 
 # --- --python: checked up front, and no part of a step's identity ---------------------------------------

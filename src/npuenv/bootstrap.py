@@ -54,8 +54,9 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
 
     refuse_insecure(environ)
     layout = workspace.Layout(root)
-    recorded = workspace.recorded_spec(root) or {}
-    argument = workspace.spec_argument(options.spec, root)
+    recorded = workspace.recorded_spec(root)
+    argument = workspace.spec_argument(options.spec, recorded)
+    recorded = recorded or {}
     spec = load_spec(argument, checked=[recorded.get("checked", "")])
     mirrors = workspace.mirror_layers(spec, options.mirrors_config, environ)
     extras = extra_bundles(options.ca_bundle, environ)

@@ -36,8 +36,7 @@ def workspace_path(root: Path, relative: str) -> Path:
 def remove(path: Path, *bases: Path) -> None:
     """Delete a file, a symlink (not its target) or a folder npuenv made, if it exists: only when its folder
     resolves inside one of `bases`. Anything else is a bug or a hostile input, and is refused."""
-    parent = _real(path.parent)
-    if not any(parent == _real(b) or parent.is_relative_to(_real(b)) for b in bases):
+    if not any(within(path.parent, base) for base in bases):
         raise UsageError(f"refusing to delete {path}: it is not inside {' or '.join(str(b) for b in bases)}",
                          hint="npuenv deletes only what it made inside the workspace root and the wheelhouse")
     if path.is_symlink() or path.is_file():

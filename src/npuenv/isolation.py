@@ -25,7 +25,7 @@ from . import cann
 from .atomic import write_atomic
 from .errors import NpuenvError, UsageError
 from .trust import CLIENT_VARS, BundleInfo, build_bundle
-from .workspace import PERSISTENT, Layout
+from .workspace import NOT_WRITABLE, PERSISTENT, Layout, unwritable
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SHELLS = ("zsh", "bash")
@@ -444,9 +444,9 @@ def add_user(root: str | os.PathLike, name: str, *, shell: Optional[str] = None,
                              hint="move the link aside and run again: user.add makes a real folder there")
     if home.exists() and not home.is_dir():
         raise IsolationError(f"{home} exists and is not a folder", hint="move it aside, then run again")
-    where = home if home.is_dir() else paths.root
-    if not os.access(where, os.W_OK):
-        raise RootError(f"{where} is not writable (a read-only mount, or another user's folder)",
+    where = unwritable(home)
+    if where is not None:
+        raise RootError(f"{where} {NOT_WRITABLE}",
                         hint=f"pass a --root you can write to (on ModelArts {PERSISTENT})")
     result = AddResult(paths, shell, created=not home.exists(), init="unchanged")
     previous = _previous_init(paths, adopt)

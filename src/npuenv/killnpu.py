@@ -371,10 +371,9 @@ def _agree(plan: Plan) -> None:
     for index, row in enumerate(plan.rows):
         target = targets.get(row.pid)
         if target is not None and row.action != STOP:
-            whose = f"{_tag_text(target.owner)}'s " if target.owner is not None else ""
             unheld = "; it holds no device file here" if row.reason.startswith("visible here but") else ""
             plan.rows[index] = replace(row, action=STOP, root=target.root,
-                                       reason=f"in {whose}job {target.root}, stopped with it{unheld}")
+                                       reason=f"in {_job(target)}, stopped with it{unheld}")
         elif target is None and row.action == STOP:
             plan.rows[index] = replace(row, action=SKIP, reason="not in the tree of its root any more: left alone")
 
@@ -388,10 +387,15 @@ def _show_outside(snapshot: Snapshot, plan: Plan,
         target = targets.get(pid)
         if target is not None:
             row = _judge(snapshot, plan, device, pid, *finding)
-            whose = f"{_tag_text(target.owner)}'s " if target.owner is not None else ""
             plan.rows.append(replace(row, action=STOP, root=target.root,
-                                     reason=f"outside --device, in {whose}job {target.root}: stopped with it"))
+                                     reason=f"outside --device, in {_job(target)}: stopped with it"))
     plan.rows.sort(key=lambda r: (r.device, r.pid))
+
+
+def _job(target: Target) -> str:
+    """"alice's job 4242", or "job 4242" for nobody's."""
+    whose = f"{_tag_text(target.owner)}'s " if target.owner is not None else ""
+    return f"{whose}job {target.root}"
 
 
 def _target(table: ProcessTable, stat: Stat, root: int, protected: frozenset[int],

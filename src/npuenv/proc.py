@@ -67,6 +67,14 @@ def stop_all() -> None:
             stop(proc)
 
 
+def logged_text(log: IO[str]) -> str:
+    """What a log file holds so far (flushed first): a failed command's output, to explain it; '' for a
+    stream that is no file."""
+    log.flush()
+    name = getattr(log, "name", None)
+    return Path(name).read_text(encoding="utf-8", errors="replace") if isinstance(name, str) else ""
+
+
 class CommandFailed(NpuenvError):
     """A command exited non-zero. `output` holds what it printed (when captured)."""
 

@@ -166,7 +166,7 @@ def _run_group(argv: list[str], env: Mapping[str, str], cwd: Optional[Path],
                timeout: float) -> tuple[str, str, int]:
     """Run argv under npuenv's supervisor (npuenv.proc): on timeout or interrupt its whole group is stopped
     (ours alone), and it dies with npuenv if npuenv is killed."""
-    from .proc import finish, spawn, stop
+    from .proc import finish, spawn
 
     try:
         proc = spawn(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -175,8 +175,7 @@ def _run_group(argv: list[str], env: Mapping[str, str], cwd: Optional[Path],
         raise SmokeError(f"cannot run {argv[0]}: {exc.strerror}", hint="is the target env intact?") from None
     try:
         out, err = finish(proc, lambda: proc.communicate(timeout=timeout))
-    except subprocess.TimeoutExpired:
-        stop(proc)
+    except subprocess.TimeoutExpired:  # finish() has stopped its group already
         out, err = proc.communicate()
         raise SmokeError(f"the smoke test did not finish within {timeout:.0f} s" + _last_lines(out, err),
                          hint="a device held by another process can make torch_npu hang: `invoke kill-npu`, "

@@ -54,10 +54,20 @@ def check_writable(root: Path, *, write: bool) -> None:
     from .confine import workspace_path
 
     home = workspace_path(root, ".npuenv")
-    if write and not os.access(home if home.is_dir() else root, os.W_OK):
-        where = home if home.is_dir() else root
-        raise UsageError(f"{where} is not writable (a read-only mount, or another user's folder)",
+    where = unwritable(home) if write else None
+    if where is not None:
+        raise UsageError(f"{where} {NOT_WRITABLE}",
                          hint="pick a --root you can write to; on ModelArts that is a folder under /home/ma-user/work")
+
+
+NOT_WRITABLE = "is not writable (a read-only mount, or another user's folder)"
+
+
+def unwritable(folder: Path) -> Optional[Path]:
+    """Where writing into `folder` is refused: the folder, or while it does not exist its parent (which must
+    make it), when that is not writable; None when the write can go ahead."""
+    where = folder if folder.is_dir() else folder.parent
+    return None if os.access(where, os.W_OK) else where
 
 
 def persistent_root(environ: Mapping[str, str]) -> Path:
@@ -90,7 +100,7 @@ def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: O
             raise UsageError(f"--root {given}: neither it nor its parent folder {root.parent} exists",
                              hint="create the parent folder first, or pick another root")
         if create:
-            if not os.access(root.parent, os.W_OK):
+            if unwritable(root) is not None:
                 raise UsageError(f"--root {given}: {root.parent} is not writable, so the root cannot be made there",
                                  hint="pick a --root inside a folder you can write to")
             root.mkdir()
@@ -108,10 +118,12 @@ def uv_cache_dir(root: Path, environ: Mapping[str, str]) -> Path:
     return Layout(root).home / "cache" / "uv"
 
 
-def recorded_spec(root: Path) -> Optional[dict]:
+def recorded_spec(root: Optional[Path]) -> Optional[dict]:
     """The spec the workspace was made with, as bootstrap recorded it in its state, or None."""
     import json
 
+    if root is None:
+        return None
     try:
         data = json.loads(Layout(root).state.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -120,14 +132,14 @@ def recorded_spec(root: Path) -> Optional[dict]:
     return spec if isinstance(spec, dict) and (spec.get("arg") or spec.get("file")) else None
 
 
-def spec_argument(given: Optional[str], root: Optional[Path]) -> str:
-    """The spec for a task on `root`: --spec when given, else the one the workspace was made with, else the
-    default. A recorded spec file that is gone is an error: silently taking the default would re-pin."""
+def spec_argument(given: Optional[str], recorded: Optional[dict]) -> str:
+    """The spec for a task on a workspace: --spec when given, else the one the workspace was made with
+    (`recorded_spec`), else the default. A recorded spec file that is gone is an error: silently taking the
+    default would re-pin."""
     from .defaults import DEFAULT_SPEC
 
     if given:
         return given
-    recorded = recorded_spec(root) if root is not None else None
     if recorded is None:
         return DEFAULT_SPEC
     from .spec import is_bare_name

@@ -121,7 +121,7 @@ def build_context(*, root: Optional[str], spec: Optional[str], environ: Mapping[
     from ..killnpu import Config, KillNpuError
     from ..spec import load_spec
     from ..steps.build import glibc_version
-    from ..workspace import default_wheels_dir, machine, persistent_root, spec_argument
+    from ..workspace import default_wheels_dir, machine, persistent_root, recorded_spec, spec_argument
 
     environ = dict(environ)
     try:
@@ -131,7 +131,7 @@ def build_context(*, root: Optional[str], spec: Optional[str], environ: Mapping[
     persistent = persistent_root(environ)
     found, note = resolve_root(root, environ, persistent)
     return DoctorContext(
-        environ=environ, spec=load_spec(spec_argument(spec, found)), spec_arg=spec, root=found, root_note=note,
+        environ=environ, spec=load_spec(spec_argument(spec, recorded_spec(found))), spec_arg=spec, root=found, root_note=note,
         cann_root=Path(environ.get(CANN_VARIABLE) or DEFAULT_CANN_ROOT),
         driver_root=Path(environ.get(DRIVER_VARIABLE) or DEFAULT_DRIVER_ROOT),
         persistent=persistent, arch=machine(), glibc=glibc_version(), online=online, deep=deep,

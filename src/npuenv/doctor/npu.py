@@ -47,9 +47,14 @@ def smi(ctx) -> CheckResult:
         return fail(f"{_smi_note(snap)} ({cfg.npu_smi})",
                     f"run `{cfg.npu_smi} info` by hand: a driver that is not loaded or a container without "
                     "/dev/davinci_manager make it fail")
+    return ok(f"{cfg.npu_smi}: {_listed(snap, 'in its table')}")
+
+
+def _listed(snap: killnpu.Snapshot, said: str) -> str:
+    """"8 NPU(s) <said>", with the cards where they hold several chips: "8 NPU(s) OK (4 cards × 2 chips)"."""
     count = len(snap.numbering.devices) or len(snap.smi.devices)
     cards = _cards(snap)
-    return ok(f"{cfg.npu_smi}: {count} NPU(s) in its table" + (f" ({cards})" if cards else ""))
+    return f"{count} NPU(s) {said}" + (f" ({cards})" if cards else "")
 
 
 def _cards(snap: killnpu.Snapshot) -> str:
@@ -129,9 +134,7 @@ def health(ctx) -> CheckResult:
     bad = [d for d in snap.smi.devices if d.health.strip().upper() != "OK"]
     details = [f"{_card_names(snap, d, name=True)}: {_health(d)}" for d in snap.smi.devices]
     if not bad:
-        count = len(snap.numbering.devices) or len(snap.smi.devices)
-        cards = _cards(snap)
-        return ok(f"{count} NPU(s) OK" + (f" ({cards})" if cards else ""), details)
+        return ok(_listed(snap, "OK"), details)
     text = ", ".join(f"{_card_names(snap, d)}: {_health(d)}" for d in bad)
     fix = "see `npu-smi info -t health -i N`; a device that stays unhealthy needs the box restarted or replaced"
     if all(_WARNING.match(d.health.strip()) for d in bad):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
 
+from ..confine import remove, workspace_path
 from ..errors import NpuenvError
 from ..state import State
 
@@ -55,8 +56,6 @@ class Context:
 
     def path(self, relative: str) -> Path:
         """ROOT/relative; a symlink that leads out of the root is refused (npuenv writes only inside it)."""
-        from ..confine import workspace_path
-
         return workspace_path(self.root, relative)
 
 
@@ -112,18 +111,11 @@ def is_inside(child: str, parent: str) -> bool:
     return child_parts[: len(parent_parts)] == parent_parts
 
 
-def remove_tree(path: Path, *inside: Path) -> None:
-    """Remove a file, link or folder if it exists (leftovers of an interrupted run), checked to lie `inside`."""
-    from ..confine import remove
-
-    remove(path, *inside)
-
-
 def fresh_tmp_sibling(path: Path, inside: Path) -> Path:
     """Where work for `path` happens before the atomic rename: a hidden sibling on the same filesystem.
 
     The workspace lock makes one run at a time, so a leftover of a killed run is simply removed.
     """
     tmp = path.parent / f".{path.name}.npuenv-tmp"
-    remove_tree(tmp, inside)
+    remove(tmp, inside)
     return tmp

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import IO, Any, Optional
 
 from .. import cann, toolchain
+from ..confine import remove
 from ..errors import NpuenvError
-from ..proc import CommandFailed, run, run_streaming
-from .base import OK, Checked, Context, Step, drifted, missing, remove_tree
+from ..proc import CommandFailed, logged_text, run, run_streaming
+from .base import OK, Checked, Context, Step, drifted, missing
 from .wheel import fetch_pinned
 
 TEST_VIDEO = Path(__file__).resolve().parents[1] / "data" / "test-video.mp4"
@@ -238,9 +239,9 @@ class BuildStep(Step):
         source = self.source_dir(ctx)
         for folder in self.build.clean:
             log.write(f"removing {folder}/ (made by an earlier build)\n")
-            remove_tree(source / folder, ctx.root)
+            remove(source / folder, ctx.root)
         for old in glob.glob(str(source / self.build.wheels)):
-            remove_tree(Path(old), ctx.root)
+            remove(Path(old), ctx.root)
         env, began = self._build_env(ctx), time.monotonic()
 
         def status(line: str) -> None:
@@ -262,8 +263,7 @@ class BuildStep(Step):
     def _failure(self, exc: CommandFailed, log: IO[str]) -> BuildFailed:
         from .. import buildlog
 
-        log.flush()
-        text = Path(log.name).read_text(encoding="utf-8", errors="replace") if hasattr(log, "name") else ""
+        text = logged_text(log)
         lines = buildlog.error_lines(text)
         shown = "\n".join(f"  {line}" for line in lines)
         message = f"building {self.build.name} failed: {' '.join(exc.argv)} exited {exc.returncode}"

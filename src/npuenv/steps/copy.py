@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from ..confine import remove
 from ..errors import NpuenvError
-from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing, remove_tree
+from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing
 
 IGNORED = ("__pycache__", "*.pyc")  # not copied (shutil.ignore_patterns)
 
@@ -60,17 +61,17 @@ class CopyStep(Step):
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(*IGNORED))
         digest = tree_digest(tmp)
         old = target.parent / f".{target.name}.npuenv-old"
-        remove_tree(old, ctx.root)
+        remove(old, ctx.root)
         recorded = ctx.state.resolved(self.id).get("tree")
         if recorded and target.is_dir() and tree_digest(target) != recorded:
             # files were edited after npuenv copied them: keep the edited tree instead of discarding it
             old = target.parent / f"{target.name}.npuenv-backup"
-            remove_tree(old, ctx.root)
+            remove(old, ctx.root)
             log.write(f"{target} was edited: kept as {old}\n")
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
         if old.name.startswith("."):
-            remove_tree(old, ctx.root)
+            remove(old, ctx.root)
         log.write(f"copied {source} -> {target}\n")
         return {"tree": digest}

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from ..errors import NpuenvError
 from ..digest import sha256_file
-from ..proc import CommandFailed, run
+from ..proc import CommandFailed, logged_text, run
 from ..atomic import write_atomic
 from .base import OK, Checked, Context, Step, drifted, missing
 
@@ -179,9 +179,7 @@ class EnvStep(Step):
         try:
             run(self.uv(ctx, "sync", "--inexact"), env=self.uv_env(ctx), log=log)
         except CommandFailed as exc:
-            log.flush()
-            exc.hint = uv_failure_hint(Path(log.name).read_text(encoding="utf-8", errors="replace")
-                                       if hasattr(log, "name") else "")
+            exc.hint = uv_failure_hint(logged_text(log))
             raise
         lock = project / "uv.lock"
         return {"venv": str(self.venv(ctx)), "lock": str(lock), "lock_sha256": sha256_file(lock),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from ..confine import remove
 from ..errors import FetchError, NpuenvError
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Step, drifted, missing, remove_tree
+from .base import OK, Checked, Context, Step, drifted, missing
 
 
 class WheelStep(Step):
@@ -83,7 +84,7 @@ def _fetch_locked(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[st
     dest = ctx.wheels_dir / entry.filename
     if dest.is_file() and sha256_file(dest) != entry.sha256:
         log.write(f"{dest} has the wrong sha256: removing it\n")
-        remove_tree(dest, ctx.wheels_dir)
+        remove(dest, ctx.wheels_dir)
     if dest.is_file():
         log.write(f"{dest} sha256 {entry.sha256} ok (cached)\n")
         return None

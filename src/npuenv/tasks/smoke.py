@@ -35,7 +35,7 @@ def smoke(c, root=None, spec=None, json_=False, devices=None):
     if root and not Path(root).expanduser().is_dir():
         raise UsageError(f"--root {root}: no such folder", hint="pass the workspace that bootstrap made")
     folder = workspace.resolve_root(root, os.environ)
-    loaded = load_spec(workspace.spec_argument(spec, folder))
+    loaded = load_spec(workspace.spec_argument(spec, workspace.recorded_spec(folder)))
     if loaded.env is None:
         raise UsageError(f"the spec {loaded.name} has no env: there is no target env to test")
     python = lib.target_python(loaded, folder)

@@ -101,20 +101,14 @@ def list_(c: Any, root=DEFAULT_ROOT):
 @boundary
 def show(c: Any, name, root=DEFAULT_ROOT, host="ict", hostname="HOSTNAME", port="PORT"):
     """Print the SSH config block and the VS Code settings snippet that enter NAME's folder."""
+    from ..errors import UsageError
     from ..isolation import find_user, ssh_config, vscode_snippet
     from ..report import Console
 
     console = Console()
-    if port != "PORT":
-        port = str(positive_int(port, "--port", 22))
-        if int(port) > 65535:
-            from ..errors import UsageError
-
-            raise UsageError(f"--port {port}: a TCP port is at most 65535", hint="e.g. --port 22")
+    port = _ssh_port(port)
     for option, value in (("--host", host), ("--hostname", hostname)):
-        if not value or any(c.isspace() or not c.isprintable() for c in value):
-            from ..errors import UsageError
-
+        if not value or any(ch.isspace() or not ch.isprintable() for ch in value):
             raise UsageError(f"{option} {value!r}: an SSH {option[2:]} has no spaces or control characters",
                              hint=f"e.g. {option} {'ict' if option == '--host' else '10.0.0.5'}")
     paths = find_user(root, name)
@@ -122,6 +116,18 @@ def show(c: Any, name, root=DEFAULT_ROOT, host="ict", hostname="HOSTNAME", port=
     console.line(f"// VS Code: into .vscode/settings.json of a folder inside {paths.home}"
                  f" (or: invoke user.vscode {name} --project DIR)")
     console.line(vscode_snippet(paths))
+
+
+def _ssh_port(port: str) -> str:
+    """--port checked to be a TCP port (1-65535); the placeholder PORT stays as it is."""
+    if port == "PORT":
+        return port
+    from ..errors import UsageError
+
+    number = positive_int(port, "--port", 22)
+    if number > 65535:
+        raise UsageError(f"--port {port}: a TCP port is at most 65535", hint="e.g. --port 22")
+    return str(number)
 
 
 @task(
