@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from npuenv import doctor  # noqa: E402
-from npuenv.killnpu import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE  # noqa: E402
+from npuenv.npu.kill import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE  # noqa: E402
 from npuenv.trust import CLIENT_VARS, build_bundle  # noqa: E402
 from npuenv.workspace import uv_binary  # noqa: E402
 from tests.world.cann import make_cann  # noqa: E402

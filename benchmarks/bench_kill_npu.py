@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from npuenv.killnpu import discover, make_plan  # noqa: E402
-from npuenv.procs import pids  # noqa: E402
+from npuenv.npu.kill import discover, make_plan  # noqa: E402
+from npuenv.npu.procs import pids  # noqa: E402
 from tests.world.npu import NpuLab  # noqa: E402
 
 REPEAT = 5

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from npuenv.logtriage import report_file  # noqa: E402
+from npuenv.npu.logtriage import report_file  # noqa: E402
 
 REPEAT = 3
 TARGET_MB_S = 100.0
@@ -116,7 +116,7 @@ def traced_peak(path: Path) -> int:
 RSS_PROBE = """
 import json, resource, sys
 sys.path.insert(0, {src!r})
-from npuenv.logtriage import report_file
+from npuenv.npu.logtriage import report_file
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if {read}:
     report_file({path!r})

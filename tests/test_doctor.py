@@ -21,11 +21,12 @@ import pytest
 
 from npuenv import doctor
 from npuenv.doctor import cann as cann_checks
-from npuenv.doctor import compat, target
+from npuenv.npu import compat
+from npuenv.doctor import target
 from npuenv.doctor.base import Check, CheckResult, Status, ok, run_checks
 from npuenv.doctor.context import build_context
 from npuenv.errors import UsageError
-from npuenv.killnpu import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE
+from npuenv.npu.kill import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE
 from npuenv.spec import load_spec
 from npuenv.trust import CLIENT_VARS, build_bundle
 from tests.world.cann import TORCH_NPU_NEEDS_CANN, StandInCann, make_cann

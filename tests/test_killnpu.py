@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from npuenv import killnpu
+from npuenv.npu import kill as killnpu
 from npuenv.errors import UsageError
-from npuenv.killnpu import HOST_PID, SKIP, STOP, Config, discover, make_plan, recheck, stop
-from npuenv.procs import ProcessTable, read_stat
+from npuenv.npu.kill import HOST_PID, SKIP, STOP, Config, discover, make_plan, recheck, stop
+from npuenv.npu.procs import ProcessTable, read_stat
 from tests.world.npu import NpuLab
 
 REPO = Path(__file__).resolve().parents[1]

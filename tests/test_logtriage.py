@@ -16,7 +16,7 @@ from typing import Dict
 
 import pytest
 
-from npuenv.logtriage import (_ANSI, _CODES, BLOCK, CARRY, KNOWN, SCAN_NEEDLES, UNRECOGNISED, Finding, LogReport,
+from npuenv.npu.logtriage import (_ANSI, _CODES, BLOCK, CARRY, KNOWN, SCAN_NEEDLES, UNRECOGNISED, Finding, LogReport,
                               report_file, report_lines, report_text, triage, triage_lines)
 from tests.world.fixtures import clean_env
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from npuenv.npu import (NpuChip, NpuDevice, NpuProcess, Numbering, number_devices, parse_npu_smi_devices,
+from npuenv.npu.smi import (NpuChip, NpuDevice, NpuProcess, Numbering, number_devices, parse_npu_smi_devices,
                         parse_npu_smi_idle, parse_npu_smi_info, parse_npu_smi_map, parse_npu_smi_processes)
 
 # The two layouts quoted in UPSTREAM.md, verbatim.

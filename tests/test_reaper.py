@@ -85,7 +85,7 @@ def test_a_smoke_test_dies_with_npuenv(tmp_path):
     fake = tmp_path / "python"
     fake.write_text(f"#!/bin/bash\nexec -a {token} sleep 300\n")
     fake.chmod(0o755)
-    code = ("from pathlib import Path; from npuenv import smoke; "
+    code = ("from pathlib import Path; from npuenv.npu import smoke; "
             f"smoke.run_smoke({str(fake)!r}, cann_set_env=None, env={{'PATH': '/usr/bin:/bin'}}, timeout=600)")
     killed_parent_leaves_nothing(code, token, (token,), lambda p: p.send_signal(signal.SIGKILL))
 
@@ -95,7 +95,7 @@ def test_a_sigkill_to_npuenvs_whole_process_group_still_stops_the_command(tmp_pa
     own, is told by the kernel and stops the command's group."""
     token = f"npuenv-group-{tmp_path.name}"
     script = f"(exec -a {token}-a sleep 300) & (exec -a {token}-b sleep 300) & wait"
-    code = f"from npuenv.proc import run; run(['bash', '-c', {script!r}])"
+    code = f"from npuenv.commands import run; run(['bash', '-c', {script!r}])"
     killed_parent_leaves_nothing(code, token, (f"{token}-a", f"{token}-b"), lambda p: os.killpg(p.pid, signal.SIGKILL))
 
 
@@ -103,7 +103,7 @@ def test_stop_all_stops_what_other_threads_are_running(tmp_path):
     """What the engine does on Ctrl-C, so the thread pool does not wait for a build to finish."""
     import threading
 
-    from npuenv.proc import CommandFailed, run, stop_all
+    from npuenv.commands import CommandFailed, run, stop_all
 
     token = f"npuenv-stopall-{tmp_path.name}"
     failures = []

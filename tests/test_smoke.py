@@ -20,7 +20,8 @@ from typing import Dict
 
 import pytest
 
-from npuenv import cann, smoke, workspace
+from npuenv import cann, workspace
+from npuenv.npu import smoke
 from npuenv.errors import NpuenvError
 from npuenv.plan import compile_steps
 from npuenv.spec import load_spec

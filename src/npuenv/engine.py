@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from .errors import NpuenvError, StepFailed, UsageError
-from .proc import CommandFailed, stop_all
+from .commands import CommandFailed, stop_all
 from .steps.base import Context, Step
 
 

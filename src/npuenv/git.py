@@ -9,7 +9,7 @@ from typing import IO, Optional
 from urllib.parse import urlsplit
 
 from .errors import GitError
-from .proc import CommandFailed, run
+from .commands import CommandFailed, run
 
 
 def git(args: list[str], *, cwd: Optional[Path] = None, env: Mapping[str, str],

@@ -79,7 +79,7 @@ def uv_find(uv: str, version: str, environ: Mapping[str, str]) -> Optional[str]:
 def uv_install(uv: str, version: str, environ: Mapping[str, str]) -> tuple[Optional[str], str]:
     """Let uv download a CPython; returns (interpreter or None, what uv said)."""
     # --no-bin: no python3.x link in ~/.local/bin, outside the workspace (and wiped on ModelArts)
-    from .proc import run  # a download that must not outlive npuenv
+    from .commands import run  # a download that must not outlive npuenv
 
     proc = run([uv, "python", "install", "--no-bin", version], env=dict(environ), check=False)
     said = (proc.stdout + proc.stderr).strip()

@@ -7,7 +7,7 @@ SIGINT, SIGHUP), stops that whole group: SIGTERM, then SIGKILL after a grace. Wh
 anything it left in its group goes too. The kernel clears the death signal in children, so a supervisor
 per command (not a flag on the command) is what covers grandchildren: make, gcc, torchrun's workers.
 
-npuenv starts the supervisor in a session of its own (npuenv.proc), so a signal to npuenv's process group
+npuenv starts the supervisor in a session of its own (npuenv.commands), so a signal to npuenv's process group
 does not kill it before it has stopped the command.
 
 Standard library only, and no npuenv import: it runs with `python -I -S`, outside any package.

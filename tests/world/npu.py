@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from npuenv.killnpu import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE, Config
-from npuenv.procs import TAG_VARIABLE, read_stat
+from npuenv.npu.kill import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE, Config
+from npuenv.npu.procs import TAG_VARIABLE, read_stat
 
 HOST_PID = 4194999  # > PID_MAX_LIMIT (4194304): no process here can have it
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import compat
+from ..npu import compat
 from .base import CheckResult, check, fail, ok, skip, warn
 
 INSTALL_INFO = "ascend_toolkit_install.info"

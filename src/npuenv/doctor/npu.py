@@ -11,8 +11,8 @@ import os
 import re
 from pathlib import Path
 
-from .. import killnpu
-from ..procs import UNREADABLE
+from ..npu import kill as killnpu
+from ..npu.procs import UNREADABLE
 from .base import CheckResult, check, fail, ok, skip, warn
 
 NO_SMI = "npu-smi did not run (see npu.smi)"

@@ -25,7 +25,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .. import pythons
-from . import cann, compat
+from . import cann
+from ..npu import compat
 from .base import CheckResult, check, fail, ok, skip, warn
 
 MARK = "NPUENV-PROBE "
@@ -353,7 +354,7 @@ def _provider(ctx, module: str) -> str:
 
 
 def _import_fix(ctx, failures: List[Tuple[str, str]]) -> str:
-    from ..logtriage import triage
+    from ..npu.logtriage import triage
 
     for module, error in failures:
         if f"No module named '{module}'" in error:

@@ -19,12 +19,12 @@ from typing import IO, Any, Optional
 
 from .. import cann, toolchain
 from ..confine import remove
+from ..data import TEST_VIDEO
 from ..errors import NpuenvError
-from ..proc import CommandFailed, logged_text, run, run_streaming
+from ..commands import CommandFailed, logged_text, run, run_streaming
 from .base import OK, Checked, Context, Step, drifted, missing
 from .wheel import fetch_pinned
 
-TEST_VIDEO = Path(__file__).resolve().parents[1] / "data" / "test-video.mp4"
 
 
 class BuildFailed(NpuenvError):

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from ..errors import NpuenvError
 from ..digest import sha256_file
-from ..proc import CommandFailed, logged_text, run
+from ..commands import CommandFailed, logged_text, run
 from ..atomic import write_atomic
 from .base import OK, Checked, Context, Step, drifted, missing
 

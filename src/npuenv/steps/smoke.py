@@ -1,4 +1,4 @@
-"""smoke — the last step: the smoke test (npuenv.smoke) in the finished target env, with CANN sourced.
+"""smoke — the last step: the smoke test (npuenv.npu.smoke) in the finished target env, with CANN sourced.
 
 On a machine without NPU device files (a build box) there is nothing to test: the step records that it
 was skipped and succeeds. The device numbers are part of the fingerprint, so the same workspace on a box
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from .. import cann, smoke
+from .. import cann
+from ..npu import smoke
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, drifted, missing
 

@@ -9,7 +9,7 @@ from invoke import Collection
 from .provision import bootstrap
 from .user import ns as user_ns
 from .wheels import wheels
-from .npu import kill_npu
+from .kill_npu import kill_npu
 from .doctor import doctor
 from .smoke import smoke
 

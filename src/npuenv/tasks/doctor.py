@@ -123,7 +123,7 @@ def _render_log(console: Any, path: str, as_json: bool) -> bool:
     """Print the log's known failures and its unrecognised error lines; True when there are any (exit 1:
     an error no rule knows must not look like a clean log)."""
     from ..errors import UsageError
-    from ..logtriage import report_file
+    from ..npu.logtriage import report_file
 
     try:
         report = report_file(path)

@@ -24,7 +24,8 @@ from .boundary import boundary, positive_int
 @boundary
 def smoke(c, root=None, spec=None, json_=False, devices=None):
     """Smoke-test the target env: torch_npu, every NPU, an HCCL all-reduce, MindSpeed, decord."""
-    from .. import smoke as lib, workspace
+    from .. import workspace
+    from ..npu import smoke as lib
     from ..cann import set_env_candidate
     from ..errors import NpuenvError, UsageError
     from ..report import Console

@@ -34,8 +34,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from .errors import NpuenvError, UsageError
-from .npu import NpuSmiInfo, Numbering, parse_npu_smi_info
+from ..errors import NpuenvError, UsageError
+from .smi import NpuSmiInfo, Numbering, parse_npu_smi_info
 from .procs import (DEFAULT_DEVICE_GLOB, DEVICE_GLOB_VARIABLE, PROC, TAG_VARIABLE, UNREADABLE, ProcessTable, Stat, device_files,
                     read_stat, scan_holders)
 

@@ -27,9 +27,9 @@ from .boundary import boundary
 @boundary
 def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace="10", user=None):
     """Stop the processes holding NPUs (yours by default), SIGTERM then SIGKILL, and check the NPUs are free."""
-    from .. import killnpu
+    from ..npu import kill as killnpu
     from ..errors import UsageError
-    from ..procs import TAG_VARIABLE
+    from ..npu.procs import TAG_VARIABLE
     from ..report import Console
 
     console = Console()
@@ -107,7 +107,7 @@ def _confirm(plan: Any) -> bool:
 
 
 def _user_text(tag: Any) -> str:
-    from ..procs import UNREADABLE
+    from ..npu.procs import UNREADABLE
 
     return "-" if tag is None else ("?" if tag == UNREADABLE else tag)
 
@@ -206,7 +206,7 @@ def _render_states(console: Any, states: list[Any], identity: bool = True) -> No
 
 
 def _holder_text(row: Any) -> str:
-    from ..killnpu import HOST_PID
+    from ..npu.kill import HOST_PID
 
     if row.reason == HOST_PID:
         return HOST_PID

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from .cann import SET_ENV as CANN_SET_ENV, SET_ENV_VARIABLE as CANN_SET_ENV_VARIABLE, sourced
-from .errors import NpuenvError
+from ..cann import SET_ENV as CANN_SET_ENV, SET_ENV_VARIABLE as CANN_SET_ENV_VARIABLE, sourced
+from ..data import TEST_VIDEO
+from ..errors import NpuenvError
 
 SCRIPT = Path(__file__).with_name("smoke_script.py")
-TEST_VIDEO = Path(__file__).with_name("data") / "test-video.mp4"
 DEFAULT_TIMEOUT = 900.0  # the whole script: importing torch_npu, every device, the all-reduce
 ALLREDUCE_TIMEOUT = 300.0
 FOREIGN_VARS = ("VIRTUAL_ENV", "PYTHONHOME")  # the tool env's, when npuenv runs under `uv run`
@@ -164,9 +164,9 @@ def run_smoke(python: str, *, cann_set_env: Optional[Path], env: Mapping[str, st
 
 def _run_group(argv: list[str], env: Mapping[str, str], cwd: Optional[Path],
                timeout: float) -> tuple[str, str, int]:
-    """Run argv under npuenv's supervisor (npuenv.proc): on timeout or interrupt its whole group is stopped
+    """Run argv under npuenv's supervisor (npuenv.commands): on timeout or interrupt its whole group is stopped
     (ours alone), and it dies with npuenv if npuenv is killed."""
-    from .proc import finish, spawn
+    from ..commands import finish, spawn
 
     try:
         proc = spawn(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -229,7 +229,7 @@ def _probe(item: Any, index: int) -> Probe:
 
 # --- hints ------------------------------------------------------------------------------------------------
 
-# Used only where npuenv.logtriage (the doctor's table, the one source of these) is missing; texts: UPSTREAM.md.
+# Used only where npuenv.npu.logtriage (the doctor's table, the one source of these) is missing; texts: UPSTREAM.md.
 FALLBACK_HINTS: tuple[tuple[str, str], ...] = (
     (r"libhccl\.so|libascendcl\.so|Please run 'source set_env\.sh'",
      f"CANN is not sourced: run `source {CANN_SET_ENV}` before anything imports torch_npu (npuenv sources "
@@ -253,7 +253,7 @@ def fallback_hint(text: str) -> str:
 
 
 def hint_for(text: str) -> str:
-    """The doctor's cause and fix for the first known error in `text` (npuenv.logtriage), else ''."""
+    """The doctor's cause and fix for the first known error in `text` (npuenv.npu.logtriage), else ''."""
     try:
         logtriage = importlib.import_module(f"{__package__}.logtriage")
     except ModuleNotFoundError as exc:
