@@ -7,20 +7,14 @@ exception into a `crash` result instead of stopping, and returns the results in 
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Tuple
 
-
-class Status(str, enum.Enum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-    CRASH = "crash"  # the check itself raised: a bug in the check, never the box's fault
+from .. import results
+from ..results import Status
 
 
 @dataclass(frozen=True)
@@ -109,4 +103,4 @@ def run_checks(checks: Sequence[Check], ctx: Any, workers: int = 32) -> list[Out
 
 
 def count(outcomes: Sequence[Outcome]) -> dict[str, int]:
-    return {status.value: sum(o.result.status is status for o in outcomes) for status in Status}
+    return {status.value: n for status, n in results.count(o.result.status for o in outcomes).items()}

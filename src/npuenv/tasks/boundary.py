@@ -15,7 +15,7 @@ def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(body)
     def wrapper(c: Any, *args: Any, **kwargs: Any) -> Any:
         from ..errors import NpuenvError
-        from ..report import Console
+        from ..render.console import Console
 
         try:
             return body(c, *args, **kwargs)

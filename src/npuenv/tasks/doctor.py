@@ -37,7 +37,7 @@ def doctor(c, root=None, spec=None, json_=False, list_checks=False, check=None, 
            deep=False):
     """Check the box, workspace and target env (ok/warn/fail, each with its fix); --log explains a log."""
     from ..errors import UsageError
-    from ..report import Console
+    from ..render.console import Console
 
     console = Console()
     if log is not None:

@@ -30,7 +30,7 @@ def kill_npu(c, all_=False, device=None, dry_run=False, yes=False, grace="10", u
     from ..npu import kill as killnpu
     from ..errors import UsageError
     from ..npu.procs import TAG_VARIABLE
-    from ..report import Console
+    from ..render.console import Console
 
     console = Console()
     grace = _grace(grace)

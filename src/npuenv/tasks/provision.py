@@ -30,7 +30,7 @@ def bootstrap(c, root=None, spec=None, dry_run=False, only=None, force=None, job
               python=None, wheels=None, wait=False):
     """Provision the workspace from a spec: clone, patch, fetch, and fill the target env (resumable)."""
     from ..bootstrap import Options, bootstrap as run_bootstrap
-    from ..report import Console
+    from ..render.console import Console
 
     options = Options(root=root, spec=spec, dry_run=dry_run, only=list(only or []), force=list(force or []),
                       jobs=positive_int(jobs, "--jobs", 4), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,

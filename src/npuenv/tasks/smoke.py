@@ -28,7 +28,7 @@ def smoke(c, root=None, spec=None, json_=False, devices=None):
     from ..npu import smoke as lib
     from ..cann import set_env_candidate
     from ..errors import NpuenvError, UsageError
-    from ..report import Console
+    from ..render.console import Console
     from ..spec import load_spec
 
     console = Console()

@@ -44,7 +44,7 @@ def add(c: Any, name, root=DEFAULT_ROOT, shell=None, ca_bundle=None, spec=DEFAUL
     from pathlib import Path
 
     from ..isolation import add_user
-    from ..report import Console
+    from ..render.console import Console
     from ..trust import extra_bundles
     from ..workspace import uv_binary
 
@@ -74,7 +74,7 @@ def add(c: Any, name, root=DEFAULT_ROOT, shell=None, ca_bundle=None, spec=DEFAUL
 def list_(c: Any, root=DEFAULT_ROOT):
     """List the people's folders under ROOT: shell, init.sh state, whether the target env exists."""
     from ..isolation import list_users
-    from ..report import Console
+    from ..render.console import Console
 
     console = Console()
     users = list_users(root, _venv_rel(DEFAULT_SPEC))
@@ -103,7 +103,7 @@ def show(c: Any, name, root=DEFAULT_ROOT, host="ict", hostname="HOSTNAME", port=
     """Print the SSH config block and the VS Code settings snippet that enter NAME's folder."""
     from ..errors import UsageError
     from ..isolation import find_user, ssh_config, vscode_snippet
-    from ..report import Console
+    from ..render.console import Console
 
     console = Console()
     port = _ssh_port(port)
@@ -143,7 +143,7 @@ def vscode(c: Any, name, project=None, root=DEFAULT_ROOT):
     """Make NAME's init.sh the default terminal of a VS Code folder (comments and other keys kept)."""
     from ..errors import UsageError
     from ..isolation import install_vscode_profile
-    from ..report import Console
+    from ..render.console import Console
 
     if not project:
         raise UsageError("user.vscode needs --project DIR", hint="the folder you open in VS Code, inside ROOT/NAME")
@@ -173,7 +173,7 @@ def check(c: Any, name, root=DEFAULT_ROOT, persistent=None, strict=False):
     from pathlib import Path
 
     from ..isolation import check_root, check_user
-    from ..report import Console
+    from ..render.console import Console
     from ..workspace import PERSISTENT
 
     console = Console()

@@ -21,7 +21,7 @@ from .boundary import boundary
 def wheels(c, wheels=None, spec=None, prune=False):
     """List the wheelhouse (downloaded and built wheels, their key inputs, size, age); --prune the unused."""
     from .. import wheelhouse
-    from ..report import Console, human_bytes
+    from ..render.console import Console, human_bytes
     from ..spec import available_specs, builtin_spec_dir, load_spec
     from ..errors import UsageError
     from ..workspace import default_wheels_dir

@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Optional, TextIO
 
-from .engine import Decision, Outcome, RunReport
-from .errors import NpuenvError
+from ..engine import Decision, Outcome, RunReport
+from ..errors import NpuenvError
 
 SYMBOLS = {"done": "✓", "up-to-date": "·", "failed": "✗", "not-run": "-"}
 
