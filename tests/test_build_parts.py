@@ -210,7 +210,8 @@ def test_installers_refuse_the_apex_wheel_name_and_reversion_fixes_it(tmp_path):
 
 
 def test_a_valid_wheel_is_kept_and_an_invalid_one_without_a_version_is_refused(tmp_path):
-    from npuenv.reversion import WheelNameError, installable
+    from npuenv.reversion import installable
+    from npuenv.errors import WheelNameError
 
     valid = _apex_like_wheel(tmp_path / "ok", "0.1+ascend", "0.1+ascend")
     assert installable(valid, "9.9", tmp_path / "out", "builds.apex") == (valid, "")
@@ -245,7 +246,7 @@ def test_uv_installs_the_reversioned_wheel_and_refuses_the_original(tmp_path):
 
 
 def test_the_cache_never_holds_an_invalid_wheel(tmp_path):
-    from npuenv.reversion import WheelNameError
+    from npuenv.errors import WheelNameError
 
     cache = WheelCache(tmp_path / "wheels")
     invalid = _apex_like_wheel(tmp_path / "dist")

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from npuenv.errors import UsageError
-from npuenv.isolation import (BACKUP_SUFFIX, MARKER, IsolationError, RootError, UserNameError, add_user,
-                              check_name, check_root, check_user, install_shared_uv, list_users, read_init,
-                              ssh_config, user_paths)
+from npuenv.isolation import (BACKUP_SUFFIX, MARKER, add_user, check_name, check_root, check_user, install_shared_uv, list_users, read_init, ssh_config, user_paths)
+from npuenv.errors import IsolationError, RootError, UserNameError
 from npuenv.trust import CLIENT_VARS
 
 HAVE_ZSH = shutil.which("zsh") is not None

@@ -103,7 +103,8 @@ def test_stop_all_stops_what_other_threads_are_running(tmp_path):
     """What the engine does on Ctrl-C, so the thread pool does not wait for a build to finish."""
     import threading
 
-    from npuenv.commands import CommandFailed, run, stop_all
+    from npuenv.commands import run, stop_all
+    from npuenv.errors import CommandFailed
 
     token = f"npuenv-stopall-{tmp_path.name}"
     failures = []

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from npuenv.errors import UsageError
-from npuenv.isolation import BACKUP_SUFFIX, IsolationError, add_user, install_vscode_profile
-from npuenv.vscode import (DEFAULT_PROFILE_KEY, PROFILES_KEY, JsoncError, loads, merge_terminal_profile, parse,
-                           set_in, snippet)
+from npuenv.isolation import BACKUP_SUFFIX, add_user, install_vscode_profile
+from npuenv.errors import IsolationError
+from npuenv.vscode import DEFAULT_PROFILE_KEY, PROFILES_KEY, loads, merge_terminal_profile, parse, set_in, snippet
+from npuenv.errors import JsoncError
 
 PROFILE, PATH = "zsh (alice)", "/home/ma-user/work/alice/init.sh"
 

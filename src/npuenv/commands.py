@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
 
-from .errors import NpuenvError
+from .errors import CommandFailed, NpuenvError
 from .reaper import GRACE, supervised
 
 # The supervisors this npuenv process has running (signals and interrupts are process-wide, so is this).
@@ -73,17 +73,6 @@ def logged_text(log: IO[str]) -> str:
     log.flush()
     name = getattr(log, "name", None)
     return Path(name).read_text(encoding="utf-8", errors="replace") if isinstance(name, str) else ""
-
-
-class CommandFailed(NpuenvError):
-    """A command exited non-zero. `output` holds what it printed (when captured)."""
-
-    def __init__(self, argv: Sequence[str], returncode: int, output: str = "", hint: str = "") -> None:
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.output = output
-        shown = " ".join(self.argv)
-        super().__init__(f"command failed with exit code {returncode}: {shown}", hint)
 
 
 def run(

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from .errors import NpuenvError, StepFailed, UsageError
-from .commands import CommandFailed, stop_all
+from .commands import stop_all
+from .errors import CommandFailed
 from .steps.base import Context, Step
 
 

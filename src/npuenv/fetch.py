@@ -23,7 +23,7 @@ import requests
 import urllib3
 
 from .digest import sha256_file
-from .errors import FetchError
+from .errors import FetchError, FetchUnreachable
 
 _CHUNK = 1 << 16
 _CA_HINT = ("if a proxy or private mirror re-signs TLS traffic, pass its CA with --ca-bundle PATH or "
@@ -205,7 +205,7 @@ def _give_up(url: str, exc: _Transient, attempts: int) -> FetchError:
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
     if exc.unreachable:
         origin = f"{urlsplit(url).scheme}://{_host(url)}/"
-        return FetchError(f"cannot reach {_host(url)} ({url}) after {tries}: {exc.reason}",
+        return FetchUnreachable(f"cannot reach {_host(url)} ({url}) after {tries}: {exc.reason}",
                           f"check the network, or set a mirror: NPUENV_MIRRORS='{origin}=https://your-mirror/'")
     return FetchError(f"download of {url} failed after {tries}: {exc.reason}",
                       "run again to resume, or set a mirror with NPUENV_MIRRORS")

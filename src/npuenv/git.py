@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import IO, Optional
 from urllib.parse import urlsplit
 
-from .errors import GitError
-from .commands import CommandFailed, run
+from .errors import GitError, GitUnreachable
+from .commands import run
+from .errors import CommandFailed
 
 
 def git(args: list[str], *, cwd: Optional[Path] = None, env: Mapping[str, str],
@@ -92,7 +93,7 @@ def explain(output: str, url: str) -> Optional[GitError]:
     for needle in ("Could not resolve host", "Failed to connect", "Connection refused", "Connection timed out",
                    "Could not connect"):
         if needle in output:
-            return GitError(f"cannot reach {host} ({needle.lower()})",
+            return GitUnreachable(f"cannot reach {host} ({needle.lower()})",
                             hint=f"set a mirror: NPUENV_MIRRORS='{_prefix(url)}=https://your-mirror/...'")
     status = re.search(r"The requested URL returned error: (\d{3})", output)
     if status:

@@ -23,7 +23,7 @@ from typing import Optional
 
 from . import cann
 from .atomic import write_atomic
-from .errors import NpuenvError, UsageError
+from .errors import IsolationError, NpuenvError, RootError, UsageError, UserNameError
 from .trust import CLIENT_VARS, BundleInfo, build_bundle
 from .workspace import NOT_WRITABLE, PERSISTENT, Layout, unwritable
 
@@ -42,18 +42,6 @@ _DEFAULT_USER_LINES = """\
 # export WANDB_MODE=offline
 # export ASCEND_RT_VISIBLE_DEVICES=0,1,2,3
 """
-
-
-class UserNameError(UsageError):
-    """A user name that is not a plain folder name."""
-
-
-class RootError(UsageError):
-    """A --root that cannot hold people's folders."""
-
-
-class IsolationError(NpuenvError):
-    """A person's folder or files are not in a state npuenv may touch."""
 
 
 # --- names, roots and paths ---------------------------------------------------------------------------

@@ -15,11 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
-from .errors import NpuenvError
-
-
-class WheelNameError(NpuenvError):
-    """A wheel whose name or contents cannot be read as a wheel."""
+from .errors import NpuenvError, WheelNameError
 
 
 def name_problem(filename: str) -> str:

@@ -13,23 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .errors import NpuenvError
+from .errors import JsoncError, NpuenvError
 
 PROFILES_KEY = "terminal.integrated.profiles.linux"
 DEFAULT_PROFILE_KEY = "terminal.integrated.defaultProfile.linux"
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _LITERALS = {"true": True, "false": False, "null": None}
-_HINT = "fix the file (VS Code shows the problem too) or move it aside, then run the command again"
-
-
-class JsoncError(NpuenvError):
-    """A document that is not JSON with comments; carries the 1-based line and column of the problem."""
-
-    def __init__(self, problem: str, line: int, column: int, source: str = "") -> None:
-        where = f"{source}:{line}:{column}" if source else f"line {line}, column {column}"
-        super().__init__(f"{where}: {problem}", _HINT)
-        self.problem, self.line, self.column = problem, line, column
 
 
 @dataclass

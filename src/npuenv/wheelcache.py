@@ -56,7 +56,8 @@ class WheelCache:
 
     def put(self, build: str, key: str, wheel: Path, inputs: dict[str, Any]) -> Entry:
         """Copy `wheel` into the cache under `key` (atomically: a temp folder renamed into place)."""
-        from .reversion import WheelNameError, name_problem
+        from .reversion import name_problem
+        from .errors import WheelNameError
 
         problem = name_problem(wheel.name)
         if problem:

@@ -118,7 +118,8 @@ def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: P
 
 def build_context(*, root: Optional[str], spec: Optional[str], environ: Mapping[str, str], online: bool = False,
                   deep: bool = False, mirrors_config: Any = None) -> DoctorContext:
-    from ..npu.kill import Config, KillNpuError
+    from ..npu.kill import Config
+    from ..errors import KillNpuError
     from ..spec import load_spec
     from ..steps.build import glibc_version
     from ..workspace import default_wheels_dir, machine, persistent_root, recorded_spec, spec_argument

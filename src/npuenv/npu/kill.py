@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from ..errors import NpuenvError, UsageError
+from ..errors import KillNpuError, NpuenvError, UsageError
 from .smi import NpuSmiInfo, Numbering, parse_npu_smi_info
 from .procs import (DEFAULT_DEVICE_GLOB, DEVICE_GLOB_VARIABLE, PROC, TAG_VARIABLE, UNREADABLE, ProcessTable, Stat, device_files,
                     read_stat, scan_holders)
@@ -45,10 +45,6 @@ NPU_SMI_TIMEOUT = 30.0
 
 STOP, SKIP = "stop", "skip"
 HOST_PID = "host PID, not visible here"
-
-
-class KillNpuError(NpuenvError):
-    """npu-smi is misconfigured, or processes survived SIGKILL."""
 
 
 @dataclass(frozen=True)
@@ -429,7 +425,6 @@ def _smi_name(snapshot: Snapshot, device: int, pid: int) -> str:
 
 def _tag_text(tag: Optional[str]) -> str:
     return "nobody" if tag is None else ("unreadable" if tag == UNREADABLE else tag)
-
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from ..cann import SET_ENV as CANN_SET_ENV, SET_ENV_VARIABLE as CANN_SET_ENV_VARIABLE, sourced
 from ..data import TEST_VIDEO
-from ..errors import NpuenvError
+from ..errors import NpuenvError, SmokeError, SmokeFailed
 
 SCRIPT = Path(__file__).with_name("smoke_script.py")
 DEFAULT_TIMEOUT = 900.0  # the whole script: importing torch_npu, every device, the all-reduce
@@ -27,14 +27,6 @@ ALLREDUCE_TIMEOUT = 300.0
 FOREIGN_VARS = ("VIRTUAL_ENV", "PYTHONHOME")  # the tool env's, when npuenv runs under `uv run`
 SYMBOLS = {"ok": "✓", "failed": "✗", "skipped": "-"}
 TAIL_LINES = 20
-
-
-class SmokeError(NpuenvError):
-    """The smoke script could not run, crashed, timed out, or printed no result."""
-
-
-class SmokeFailed(NpuenvError):
-    """The smoke script ran and some probes failed."""
 
 
 @dataclass(frozen=True)

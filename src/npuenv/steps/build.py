@@ -20,15 +20,11 @@ from typing import IO, Any, Optional
 from .. import cann, toolchain
 from ..confine import remove
 from ..data import TEST_VIDEO
-from ..errors import NpuenvError
-from ..commands import CommandFailed, logged_text, run, run_streaming
+from ..errors import BuildFailed, NpuenvError
+from ..commands import logged_text, run, run_streaming
+from ..errors import CommandFailed
 from .base import OK, Checked, Context, Step, drifted, missing
 from .wheel import fetch_pinned
-
-
-
-class BuildFailed(NpuenvError):
-    """A build command failed; the message carries the compiler's error lines."""
 
 
 def glibc_version() -> Optional[str]:

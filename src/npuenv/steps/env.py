@@ -18,7 +18,8 @@ from typing import IO, Any
 
 from ..errors import NpuenvError
 from ..digest import sha256_file
-from ..commands import CommandFailed, logged_text, run
+from ..commands import logged_text, run
+from ..errors import CommandFailed
 from ..atomic import write_atomic
 from .base import OK, Checked, Context, Step, drifted, missing
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import git
-from ..errors import GitError
+from ..errors import GitError, Unreachable
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing
 
@@ -46,7 +46,7 @@ class RepoStep(Step):
             return self._apply(ctx, log)
         except GitError as exc:
             url = self.url(ctx)
-            if url != self.repo.url and exc.message.startswith("cannot reach"):
+            if url != self.repo.url and isinstance(exc, Unreachable):
                 exc.hint = (f"{self.repo.url} is fetched through the mirror {url}: check that the mirror is up, "
                             "or change the mirror (spec mirrors:, NPUENV_MIRRORS)")
             raise

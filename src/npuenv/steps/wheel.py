@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import IO, Any, Optional
 
 from ..confine import remove
-from ..errors import FetchError, NpuenvError
+from ..errors import FetchError, NpuenvError, Unreachable
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Step, drifted, missing
 
@@ -102,7 +102,7 @@ def _fetch_locked(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[st
                  progress=lambda done, total: ctx.progress(step_id, done, total))
     except FetchError as exc:
         original = entry.url if wheel.source == "url" else ctx.spec.index
-        if exc.message.startswith("cannot reach") and ctx.mirrors.rewrite(original) != original:
+        if isinstance(exc, Unreachable) and ctx.mirrors.rewrite(original) != original:
             exc.hint = (f"{original} is fetched through a mirror: check that it is up, or change the mirror "
                         "(spec mirrors:, NPUENV_MIRRORS)")
         raise
