@@ -54,6 +54,9 @@ class Check:
     run: Callable[[Any], CheckResult]
     online: bool = False
 
+    def to_json(self) -> dict:
+        return {"name": self.name, "group": self.group, "description": self.description, "online": self.online}
+
 
 def check(name: str, description: str, online: bool = False) -> Callable[[Callable[[Any], CheckResult]], Check]:
     """Decorator: `@check("system.arch", "...")` over `def arch(ctx) -> CheckResult` makes a Check."""

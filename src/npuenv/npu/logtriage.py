@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Optional, Pattern
+
+from ..results import Status
 
 SET_ENV = "source /usr/local/Ascend/ascend-toolkit/set_env.sh"
 CANN_LOGS = "$HOME/ascend/log (or $ASCEND_PROCESS_LOG_PATH)"
@@ -64,6 +66,13 @@ class Finding:
     title: str = ""
     count: int = 1  # lines of this kind in the log
 
+    @property
+    def status(self) -> Status:
+        return Status.FAIL  # a known failure, or an error line no rule knows: either way the log is not clean
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class LogReport:
@@ -75,6 +84,11 @@ class LogReport:
     def failed(self) -> bool:
         """A log with a known failure or an error line no rule knows is not clean."""
         return bool(self.findings) or self.unrecognised is not None
+
+    def to_json(self, path: str) -> list[dict]:
+        """One object per finding; unrecognised error lines are one more, of kind "unrecognised"."""
+        shown = [*self.findings, *([self.unrecognised] if self.unrecognised else [])]
+        return [{"file": path, **f.to_json()} for f in shown]
 
 
 def _re(text: str) -> Pattern[str]:
@@ -529,3 +543,17 @@ def triage_lines(lines: Iterable[str]) -> list[Finding]:
 def triage(text: str) -> list[Finding]:
     """The known failures in a log's text, one Finding per kind, in order of first appearance."""
     return list(report_text(text).findings)
+
+
+def read_report(path: str) -> LogReport:
+    """report_file for `doctor --log PATH`: a path that cannot be read is a usage error naming it."""
+    from ..errors import UsageError
+
+    try:
+        return report_file(path)
+    except FileNotFoundError:
+        raise UsageError(f"--log {path}: no such file", hint="pass the path of a training or inference log") from None
+    except IsADirectoryError:
+        raise UsageError(f"--log {path}: is a folder, not a log file", hint="pass one log file") from None
+    except OSError as exc:
+        raise UsageError(f"--log {path}: cannot be read ({exc.strerror})") from None

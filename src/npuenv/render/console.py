@@ -38,6 +38,10 @@ class Console:
             self.out.write(text + "\n")
             self.out.flush()
 
+    def lines(self, texts: list[str]) -> None:
+        for text in texts:
+            self.line(text)
+
     def _clear_live(self) -> None:
         if self._live:
             self.out.write("\r\033[K")

@@ -9,7 +9,6 @@ from ..defaults import DEFAULT_SPEC
 from .boundary import boundary, mirrors_config, positive_int
 
 
-
 @task(
     help={
         "root": "workspace folder (default /home/ma-user/work/$NPUENV_USER); npuenv writes only below it",

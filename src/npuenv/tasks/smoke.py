@@ -12,7 +12,6 @@ from ..defaults import DEFAULT_SPEC
 from .boundary import boundary, positive_int
 
 
-
 @task(
     help={
         "root": "workspace folder (default /home/ma-user/work/$NPUENV_USER)",
