@@ -18,6 +18,7 @@ import pytest
 from npuenv import workspace
 from npuenv.bootstrap import Options, bootstrap
 from npuenv.doctor.context import build_context
+from npuenv.engine import NullReporter
 from npuenv.errors import UsageError
 from npuenv.mirrors import Mirrors
 from tests.world.fixtures import clean_env
@@ -26,7 +27,7 @@ from tests.world.wheels import find_python
 REPO = Path(__file__).resolve().parents[1]
 
 
-class Recorder:
+class Recorder(NullReporter):
     """A reporter that keeps what bootstrap told it."""
 
     def __init__(self) -> None:
@@ -37,20 +38,14 @@ class Recorder:
     def plan(self, decisions) -> None:
         self.decisions = decisions
 
-    def started(self, step_id, reason) -> None:
-        pass
-
     def finished(self, outcome) -> None:
         self.outcomes.append(outcome)
-
-    def summary(self, report) -> None:
-        pass
 
     def warn(self, text) -> None:
         self.warnings.append(text)
 
     def results(self) -> Dict[str, str]:
-        return {o.step_id: o.result for o in self.outcomes}
+        return {o.step_id: o.status.value for o in self.outcomes}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +90,7 @@ def test_a_dry_run_of_the_default_spec_makes_no_root_and_no_wheelhouse(tmp_path)
     root = tmp_path / "ws"
     recorder = run(tmp_path, root, dry_run=True)
     assert not root.exists() and not (tmp_path / "wheels").exists()
-    assert dict((i, d.reason) for i, d in recorder.decisions)["repo:mindspeed-mm"] == "missing"
+    assert dict((d.step_id, d.reason) for d in recorder.decisions)["repo:mindspeed-mm"] == "missing"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -109,8 +104,8 @@ def test_a_dry_run_in_a_workspace_changes_nothing_in_it(tmp_path, python310):
     plan = run(tmp_path, root, dry_run=True, spec="mindspeed-mm-internvl2.5")  # its steps are all missing here
     plan_small = run(tmp_path, root, dry_run=True, spec=str(spec))
     assert snapshot(root) == before
-    assert dict((i, d.reason) for i, d in plan_small.decisions) == {"python": "up to date", "dirs": "up to date"}
-    assert any(i == "env" for i, _d in plan.decisions)
+    assert dict((d.step_id, d.reason) for d in plan_small.decisions) == {"python": "up to date", "dirs": "up to date"}
+    assert any(d.step_id == "env" for d in plan.decisions)
 
 
 # --- a workspace remembers its spec ---------------------------------------------------------------------
@@ -124,7 +119,7 @@ def test_a_workspace_follows_the_spec_it_was_made_with(tmp_path, python310):
     assert again.results() == {"python": "up-to-date", "dirs": "up-to-date"} and again.warnings == []
     assert build_context(root=str(root), spec=None, environ=environ(tmp_path)).spec.name == "first"
     plan = run(tmp_path, root, spec=str(second), dry_run=True)
-    assert dict((i, d.reason) for i, d in plan.decisions)["dirs"] == "spec changed"
+    assert dict((d.step_id, d.reason) for d in plan.decisions)["dirs"] == "spec changed"
     assert any("switching this workspace from the spec first" in w and "second" in w for w in plan.warnings)
     assert workspace.recorded_spec(root)["name"] == "first"  # a dry run switched nothing
     switched = run(tmp_path, root, spec=str(second))
@@ -170,7 +165,7 @@ def test_python_named_or_not_the_workspace_stays_up_to_date(tmp_path, python310)
     plan = run(tmp_path, root, spec=spec, python=str(python310), dry_run=True)
     version = subprocess.run([str(python310), "-c", "import platform; print(platform.python_version())"],
                              capture_output=True, text=True).stdout.strip()
-    assert dict((i, d.detail) for i, d in plan.decisions)["python"] == f"CPython {version} at {python310} (--python)"
+    assert dict((d.step_id, d.detail) for d in plan.decisions)["python"] == f"CPython {version} at {python310} (--python)"
 
 
 def test_a_python_of_another_version_is_refused_even_in_a_dry_run(tmp_path):

@@ -13,7 +13,8 @@ import pytest
 
 from npuenv import buildlog, toolchain
 from npuenv.spec import load_spec
-from npuenv.steps.build import choose_strategy, glibc_version
+from npuenv.machine import glibc_version
+from npuenv.steps.build import choose_strategy
 from npuenv.wheelcache import WheelCache, cache_key
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'

@@ -18,6 +18,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 import yaml
 
+from npuenv.machine import Machine
 from npuenv.plan import compile_steps
 from npuenv.spec import load_spec
 from tests.world.fixtures import clean_env
@@ -71,7 +72,7 @@ def assert_refused(proc: subprocess.CompletedProcess, code: int, *needles: str) 
 
 def default_step_ids() -> List[str]:
     """Every step id of the default spec, in the order the spec compiles them."""
-    return [step.id for step in compile_steps(load_spec(DEFAULT_SPEC))]
+    return [step.id for step in compile_steps(load_spec(DEFAULT_SPEC), Machine.read({}))]
 
 
 def write(path: Path, text: str) -> Path:

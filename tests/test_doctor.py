@@ -28,6 +28,7 @@ from npuenv.doctor.context import build_context
 from npuenv.errors import UsageError
 from npuenv.npu.kill import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE
 from npuenv.spec import load_spec
+from npuenv.toolchain import parse_os_release
 from npuenv.trust import CLIENT_VARS, build_bundle
 from tests.world.cann import TORCH_NPU_NEEDS_CANN, StandInCann, make_cann
 from tests.world.fixtures import World, clean_env
@@ -108,7 +109,7 @@ HEALTHY_GROUPS = ["system", "storage", "cann", "npu", "trust", "toolchain", "iso
 
 
 def test_a_healthy_box_has_no_issues(box: Box) -> None:
-    outcomes = run_checks(doctor.select(HEALTHY_GROUPS), box.ctx(os_release=_os_release(box.tmp, "debian")))
+    outcomes = run_checks(doctor.select(HEALTHY_GROUPS), on(box.ctx(), os_release=_os_release("debian")))
     problems = [(o.check.name, o.result) for o in outcomes if o.result.status not in (Status.OK, Status.SKIP)]
     assert problems == []
     names = {o.check.name for o in outcomes}
@@ -176,13 +177,16 @@ def test_select_refuses_unknown_names_and_lists_the_valid_ones() -> None:
 # --- system --------------------------------------------------------------------------------------------
 
 
-def _os_release(tmp: Path, family: str) -> str:
-    path = tmp / f"os-release-{family}"
+def _os_release(family: str) -> dict:
     text = {"debian": 'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nID=ubuntu\nID_LIKE=debian\n',
             "euler": 'NAME="EulerOS"\nID="euleros"\nPRETTY_NAME="EulerOS 2.0 (SP10)"\n',
             "plan9": 'ID=plan9\nPRETTY_NAME="Plan 9"\n'}[family]
-    path.write_text(text)
-    return str(path)
+    return parse_os_release(text)
+
+
+def on(ctx, **machine: object):
+    """The doctor context on another machine: the checks read only ctx.machine (a test builds it)."""
+    return replace(ctx, machine=replace(ctx.machine, **machine))
 
 
 def _torch_npu_wheel(folder: Path, arch: str, requires: str) -> Path:
@@ -199,23 +203,23 @@ def _torch_npu_wheel(folder: Path, arch: str, requires: str) -> Path:
 
 def test_system_checks(box: Box) -> None:
     ctx = box.ctx()
-    assert result(replace(ctx, arch="aarch64"), "system.arch") == ok("aarch64: the spec has what it needs here")
-    arch = result(replace(ctx, arch="riscv64"), "system.arch")
+    assert result(on(ctx, arch="aarch64"), "system.arch") == ok("aarch64: the spec has what it needs here")
+    arch = result(on(ctx, arch="riscv64"), "system.arch")
     assert arch.status is Status.FAIL and "torch_npu has no wheel for riscv64 (it has: aarch64, x86_64)" in arch.finding
-    assert result(replace(ctx, glibc="2.36"), "system.glibc") == ok("glibc 2.36")
-    assert result(replace(ctx, glibc="2.17"), "system.glibc") == ok("glibc 2.17")  # decord builds from source anyway
-    assert status(replace(ctx, glibc="2.12"), "system.glibc") is Status.FAIL
-    assert status(replace(ctx, glibc=None), "system.glibc") is Status.FAIL
-    assert result(replace(ctx, os_release=_os_release(box.tmp, "euler")), "system.os") == ok(
+    assert result(on(ctx, glibc="2.36"), "system.glibc") == ok("glibc 2.36")
+    assert result(on(ctx, glibc="2.17"), "system.glibc") == ok("glibc 2.17")  # decord builds from source anyway
+    assert status(on(ctx, glibc="2.12"), "system.glibc") is Status.FAIL
+    assert status(on(ctx, glibc=None), "system.glibc") is Status.FAIL
+    assert result(on(ctx, os_release=_os_release("euler")), "system.os") == ok(
         "EulerOS 2.0 (SP10) (yum/dnf)")
-    assert status(replace(ctx, os_release=_os_release(box.tmp, "plan9")), "system.os") is Status.WARN
+    assert status(on(ctx, os_release=_os_release("plan9")), "system.os") is Status.WARN
 
 
 def test_system_arch_fails_where_the_spec_cannot_resolve_the_target_env(box: Box) -> None:
     """x86_64's torch_npu requires torch==2.1.0+cpu, which only PyTorch's CPU index has (UPSTREAM.md)."""
     wheels = box.tmp / "wheels"
     _torch_npu_wheel(wheels, "x86_64", "torch (==2.1.0+cpu)")
-    ctx = replace(box.ctx(), arch="x86_64", wheels_dir=wheels)
+    ctx = replace(on(box.ctx(), arch="x86_64"), wheels_dir=wheels)
     assert result(ctx, "system.arch") == ok("x86_64: the spec has what it needs here (a build box: Ascend NPU "
                                             "boxes are aarch64)")
     one_index = replace(ctx.spec, env=replace(ctx.spec.env, sources=()))
@@ -224,7 +228,7 @@ def test_system_arch_fails_where_the_spec_cannot_resolve_the_target_env(box: Box
     assert "the torch_npu wheel for x86_64 requires torch==2.1.0+cpu" in found.finding
     assert "env.sources.torch" in found.finding
     _torch_npu_wheel(wheels, "aarch64", "torch (==2.1.0)")
-    assert status(replace(ctx, spec=one_index, arch="aarch64"), "system.arch") is Status.OK
+    assert status(on(replace(ctx, spec=one_index), arch="aarch64"), "system.arch") is Status.OK
 
 
 # --- storage -------------------------------------------------------------------------------------------
@@ -515,7 +519,7 @@ def _decord_strategy(ctx, strategy: str):
 
 
 def test_toolchain_when_nothing_builds_from_source(box: Box) -> None:
-    ctx = _decord_strategy(box.ctx(glibc="2.36"), "auto")  # decord2 comes prebuilt; apex still builds from source
+    ctx = _decord_strategy(on(box.ctx(), glibc="2.36"), "auto")  # decord2 comes prebuilt; apex still builds from source
     assert result(ctx, "toolchain.uv").finding.startswith("uv ")
     assert result(ctx, "toolchain.git").finding.startswith("git version ")
     assert status(ctx, "toolchain.ffmpeg") is Status.SKIP
@@ -525,15 +529,15 @@ def test_toolchain_when_nothing_builds_from_source(box: Box) -> None:
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("cmake", "c++", "patch", "pkg-config")),
                     reason="needs cmake, a C++ compiler, patch and pkg-config on this machine")
 def test_toolchain_for_source_builds(box: Box, tmp_path: Path) -> None:
-    old = _decord_strategy(box.ctx(glibc="2.17"), "auto")  # too old for decord2: decord builds from source
-    assert result(box.ctx(glibc="2.36"), "toolchain.cmake").status is Status.OK  # the default spec builds it anyway
+    old = _decord_strategy(on(box.ctx(), glibc="2.17"), "auto")  # too old for decord2: decord builds from source
+    assert result(on(box.ctx(), glibc="2.36"), "toolchain.cmake").status is Status.OK  # the default spec builds it anyway
     assert result(old, "toolchain.cmake").finding.startswith("cmake version ")
     assert result(old, "toolchain.compiler").status is Status.OK
     if ffmpeg_4_to_6():
         assert result(old, "toolchain.ffmpeg").finding.startswith("FFmpeg ")
     empty = tmp_path / "empty"
     empty.mkdir()
-    bare = replace(old, environ=box.with_(PATH=str(empty)), os_release=_os_release(box.tmp, "debian"))
+    bare = on(replace(old, environ=box.with_(PATH=str(empty))), os_release=_os_release("debian"))
     for name, package in (("toolchain.cmake", "cmake"), ("toolchain.compiler", "g++"), ("toolchain.git", "git")):
         missing = result(bare, name)
         assert missing.status is Status.FAIL and "not on PATH" in missing.finding
@@ -558,7 +562,7 @@ def test_toolchain_ffmpeg_7_is_refused(box: Box, tmp_path: Path) -> None:
                 "libswscale": "8.1.100"}
     for module, version in versions.items():
         (pcdir / f"{module}.pc").write_text(f"Name: {module}\nDescription: stand-in\nVersion: {version}\n")
-    ctx = box.ctx(glibc="2.17", env=box.with_(PKG_CONFIG_LIBDIR=str(pcdir)))
+    ctx = on(box.ctx(env=box.with_(PKG_CONFIG_LIBDIR=str(pcdir))), glibc="2.17")
     seven = result(ctx, "toolchain.ffmpeg")
     assert seven.status is Status.FAIL and seven.finding.startswith("FFmpeg 7 (libavcodec 61.3.100)")
 

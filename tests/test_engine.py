@@ -13,6 +13,8 @@ import pytest
 from npuenv.engine import Engine, failure, select, topo_order
 from npuenv.errors import LockError, NpuenvError, UsageError
 from npuenv.lock import workspace_lock
+from npuenv.machine import Machine
+from npuenv.results import Status
 from npuenv.state import State
 from npuenv.steps.base import OK, Checked, Context, Step, missing
 
@@ -51,7 +53,7 @@ class FileStep(Step):
 
 def make_ctx(root: Path) -> Context:
     return Context(root=root, spec=None, wheels_dir=root / "wheels", env={}, mirrors=None, ca_bundle=root / "ca",
-                   uv="uv", arch="x86_64", state=State.load(root / ".npuenv" / "state.json"))
+                   uv="uv", machine=Machine("x86_64"), state=State.load(root / ".npuenv" / "state.json"))
 
 
 def engine(root: Path, steps, jobs=4) -> Engine:
@@ -69,9 +71,9 @@ def test_topological_order_is_stable_and_cycles_are_named():
 def test_first_run_does_everything_second_run_nothing(tmp_path):
     steps = [FileStep("a"), FileStep("b", deps=("file:a",))]
     report = engine(tmp_path, steps).run()
-    assert [(o.step_id, o.result) for o in report.outcomes] == [("file:a", "done"), ("file:b", "done")]
+    assert [(o.step_id, o.status) for o in report.outcomes] == [("file:a", Status.DONE), ("file:b", Status.DONE)]
     again = engine(tmp_path, steps).run()
-    assert {o.result for o in again.outcomes} == {"up-to-date"}
+    assert {o.status for o in again.outcomes} == {Status.UP_TO_DATE}
     assert [s.applied for s in steps] == [1, 1]
     assert State.load(tmp_path / ".npuenv" / "state.json").resolved("file:b") == {"content": "x"}
 
@@ -80,7 +82,7 @@ def test_spec_change_and_drift_rerun_only_what_they_touch(tmp_path):
     engine(tmp_path, [FileStep("a"), FileStep("b")]).run()
     (tmp_path / "b").write_text("edited by hand")
     steps = [FileStep("a", content="new"), FileStep("b")]
-    decisions = dict(engine(tmp_path, steps).plan())
+    decisions = {d.step_id: d for d in engine(tmp_path, steps).plan()}
     assert decisions["file:a"].reason == "spec changed"
     assert decisions["file:b"].reason == "drifted: content changed"
     engine(tmp_path, steps).run()
@@ -90,10 +92,10 @@ def test_spec_change_and_drift_rerun_only_what_they_touch(tmp_path):
 def test_dependents_of_a_changed_step_are_rerun(tmp_path):
     engine(tmp_path, [FileStep("a"), FileStep("b", deps=("file:a",))]).run()
     steps = [FileStep("a", content="v2"), FileStep("b", deps=("file:a",))]
-    plan = dict(engine(tmp_path, steps).plan())
+    plan = {d.step_id: d for d in engine(tmp_path, steps).plan()}
     assert plan["file:b"].reason == "after file:a"
     report = engine(tmp_path, steps).run()
-    assert report.by_id("file:b").result == "done"  # its fingerprint includes a's
+    assert report.by_id("file:b").status is Status.DONE  # its fingerprint includes a's
 
 
 def test_failure_stops_scheduling_lets_running_finish_and_names_the_log(tmp_path):
@@ -103,11 +105,11 @@ def test_failure_stops_scheduling_lets_running_finish_and_names_the_log(tmp_path
     later = FileStep("later", deps=("file:slow",))
     eng = engine(tmp_path, [slow, bad, after, later], jobs=2)
     report = eng.run()
-    results = {o.step_id: o.result for o in report.outcomes}
-    assert results == {"file:slow": "done", "file:bad": "failed", "file:after": "not-run",
+    results = {o.step_id: o.status for o in report.outcomes}
+    assert results == {"file:slow": "done", "file:bad": Status.FAIL, "file:after": "not-run",
                        "file:later": "not-run"}
     assert report.by_id("file:after").reason == "needs file:bad"
-    err = failure(report, eng.by_id)
+    err = failure(report)
     assert "step file:bad failed: bad cannot be made" in err.message
     assert "  | error: it broke" in err.message
     assert str(tmp_path / ".npuenv" / "logs" / "file_bad.log") in err.message
@@ -116,7 +118,7 @@ def test_failure_stops_scheduling_lets_running_finish_and_names_the_log(tmp_path
     assert State.load(tmp_path / ".npuenv" / "state.json").record("file:slow") is not None
     bad.fail = False
     rerun = engine(tmp_path, [slow, bad, after, later]).run()
-    assert {o.step_id: o.result for o in rerun.outcomes}["file:slow"] == "up-to-date"
+    assert {o.step_id: o.status for o in rerun.outcomes}["file:slow"] is Status.UP_TO_DATE
     assert not rerun.failed
 
 
@@ -149,7 +151,7 @@ def test_forced_step_runs_even_when_up_to_date(tmp_path):
     steps = [FileStep("a")]
     engine(tmp_path, steps).run()
     report = engine(tmp_path, steps).run(forced={"file:a"})
-    assert report.by_id("file:a").result == "done" and steps[0].applied == 2
+    assert report.by_id("file:a").status is Status.DONE and steps[0].applied == 2
 
 
 def test_lock_refuses_a_second_holder_and_can_wait(tmp_path):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 from npuenv.defaults import DEFAULT_SPEC
+from npuenv.machine import Machine
 from npuenv.plan import compile_steps, platform_problems
 from npuenv.spec import load_spec
 
 
 def deps(spec, arch="x86_64", glibc="2.36"):
-    return {s.id: set(s.deps) for s in compile_steps(spec, arch, glibc)}
+    return {s.id: set(s.deps) for s in compile_steps(spec, Machine(arch, glibc))}
 
 
 def test_the_target_env_depends_only_on_what_it_installs():
@@ -36,14 +37,14 @@ def test_switching_decords_strategy_leaves_the_env_and_apex_alone():
 
 def test_platform_problems_name_what_a_platform_lacks():
     spec = load_spec(DEFAULT_SPEC)
-    assert platform_problems(spec, "aarch64", "2.28") == []
-    assert platform_problems(spec, "riscv64", "2.36") == ["torch_npu has no wheel for riscv64 (it has: aarch64, "
+    assert platform_problems(spec, Machine("aarch64", "2.28")) == []
+    assert platform_problems(spec, Machine("riscv64", "2.36")) == ["torch_npu has no wheel for riscv64 (it has: aarch64, "
                                                           "x86_64)"]
     x86 = {"torch_npu": ["torch (==2.1.0+cpu)"]}
-    assert platform_problems(spec, "x86_64", "2.36", x86) == []  # the default spec takes torch from the CPU index
+    assert platform_problems(spec, Machine("x86_64", "2.36"), x86) == []  # the default spec takes torch from the CPU index
     alone = dataclasses.replace(spec, env=dataclasses.replace(spec.env, sources=()))
-    [problem] = platform_problems(alone, "x86_64", "2.36", x86)
+    [problem] = platform_problems(alone, Machine("x86_64", "2.36"), x86)
     assert problem.startswith("the torch_npu wheel for x86_64 requires torch==2.1.0+cpu, a local version")
-    assert platform_problems(alone, "aarch64", "2.28", {"torch_npu": ["torch (==2.1.0)"]}) == []
+    assert platform_problems(alone, Machine("aarch64", "2.28"), {"torch_npu": ["torch (==2.1.0)"]}) == []
     marked = {"torch_npu": ["torch (==2.1.0+cpu) ; platform_machine == 'x86_64'"]}
-    assert platform_problems(alone, "aarch64", "2.28", marked) == []  # the marker says it is not for aarch64
+    assert platform_problems(alone, Machine("aarch64", "2.28"), marked) == []  # the marker says it is not for aarch64

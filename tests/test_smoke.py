@@ -23,10 +23,10 @@ import pytest
 from npuenv import cann, workspace
 from npuenv.npu import smoke
 from npuenv.errors import NpuenvError
+from npuenv.machine import Machine
 from npuenv.plan import compile_steps
 from npuenv.spec import load_spec
 from npuenv.state import State
-from npuenv.steps import KINDS
 from npuenv.steps.base import Context
 from npuenv.steps.smoke import NO_NPUS, SmokeStep
 from tests.world.cann import make_cann
@@ -186,19 +186,19 @@ def test_the_command_sources_set_env_with_arguments_never_a_string(tmp_path):
 
 
 def test_the_step_is_last_and_needs_the_whole_env():
-    steps = compile_steps(load_spec(DEFAULT_SPEC), arch="x86_64", glibc="2.36")
-    assert steps[-1].id == "smoke" and KINDS["smoke"] is SmokeStep
+    steps = compile_steps(load_spec(DEFAULT_SPEC), Machine("x86_64", "2.36"))
+    assert steps[-1].id == "smoke" and isinstance(steps[-1], SmokeStep)
     assert set(steps[-1].deps) == {"env", "build:apex", "build:decord", "dirs"}
 
 
 def step_context(root: Path, env: Dict[str, str]) -> Context:
     return Context(root=root, spec=load_spec(DEFAULT_SPEC), wheels_dir=root / "wheels", env=env, mirrors=None,
-                   ca_bundle=root / "ca.pem", uv="uv", arch="x86_64", state=State.load(root / "state.json"))
+                   ca_bundle=root / "ca.pem", uv="uv", machine=Machine.read(env), state=State.load(root / "state.json"))
 
 
 def test_the_step_without_npu_devices_records_a_skip(tmp_path):
     ctx = step_context(tmp_path, {"NPUENV_DEVICE_GLOB": str(tmp_path / "dev" / "davinci[0-9]*")})
-    step = next(s for s in compile_steps(ctx.spec, arch="x86_64", glibc="2.36") if s.kind == "smoke")
+    step = next(s for s in compile_steps(ctx.spec, Machine("x86_64", "2.36")) if s.kind == "smoke")
     assert not step.check(ctx).ok
     assert NO_NPUS in step.describe(ctx)
     fingerprint = step.fingerprint(ctx)
@@ -308,13 +308,14 @@ def test_the_step_fails_naming_the_probes_with_the_hint_and_passes_once_cann_is_
     env = standin_env(1, needs_cann=True, NPUENV_DEVICE_GLOB=str(tmp_path / "dev" / "davinci[0-9]*"),
                       NPUENV_CANN_SET_ENV=str(tmp_path / "nowhere" / "set_env.sh"))
     ctx = step_context(root, env)
-    step = next(s for s in compile_steps(ctx.spec, arch="x86_64", glibc="2.36") if s.kind == "smoke")
+    step = next(s for s in compile_steps(ctx.spec, Machine("x86_64", "2.36")) if s.kind == "smoke")
     with open(tmp_path / "smoke.log", "w") as log, pytest.raises(NpuenvError) as info:
         step.apply(ctx, log)
     assert info.value.message.startswith("smoke test failed: torch_npu, mindspeed.megatron_adaptor")
     assert "set_env.sh" in info.value.hint
     assert "Traceback" in (tmp_path / "smoke.log").read_text()  # the whole error is in the step's log
     ctx.env["NPUENV_CANN_SET_ENV"] = str(cann.set_env)
+    ctx.machine = Machine.read(ctx.env)  # CANN is installed now
     with open(tmp_path / "smoke.log", "w") as log:
         resolved = step.apply(ctx, log)
     assert resolved["passed"] and resolved["set_env"] == str(cann.set_env) and resolved["devices"] == 1

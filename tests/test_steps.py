@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from npuenv.errors import PatchError
+from npuenv.machine import Machine
 from npuenv.spec import Overlay, Patch
 from npuenv.state import State
 from npuenv.steps.base import Context
@@ -59,7 +60,7 @@ def log(tmp_path):
 
 def context(root: Path) -> Context:
     return Context(root=root, spec=None, wheels_dir=root / "wheels", env=GIT_ENV, mirrors=None,
-                   ca_bundle=root / "ca.pem", uv="uv", arch="x86_64", state=State(root / "state.json"))
+                   ca_bundle=root / "ca.pem", uv="uv", machine=Machine("x86_64"), state=State(root / "state.json"))
 
 
 def mindspeed_patch_step(root: Path, setup_text: str) -> PatchStep:

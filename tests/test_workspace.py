@@ -14,7 +14,7 @@ from typing import Dict
 
 import pytest
 
-from npuenv import workspace
+from npuenv import machine, workspace
 from npuenv.errors import UsageError
 from npuenv.mirrors import Mirrors, combine, parse_mirrors
 from npuenv.spec import load_spec
@@ -274,5 +274,5 @@ def test_uv_is_an_absolute_runnable_binary_not_a_shim():
 
 def test_machine_names_the_architecture_as_wheels_do():
     expected = {"arm64": "aarch64", "amd64": "x86_64"}.get(platform.machine().lower(), platform.machine().lower())
-    assert workspace.machine() == expected
-    assert workspace.machine() in ("aarch64", "x86_64")
+    assert machine.arch() == expected
+    assert machine.arch() in ("aarch64", "x86_64")

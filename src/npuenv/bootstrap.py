@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import workspace
-from .engine import Decision, Engine, Reporter, RunReport, failure, select
+from .engine import Engine, Reporter, RunReport, failure, select
 from .errors import UsageError
 from .lock import workspace_lock
+from .machine import Machine
 from .plan import compile_steps
 from .state import State
 from .steps.base import Context
@@ -62,7 +63,8 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     extras = extra_bundles(options.ca_bundle, environ)
     state = State.load(layout.state)
     python = given(options.python, spec.python, state.resolved("python")) if options.python else None
-    steps = compile_steps(spec)
+    machine = Machine.read(environ)
+    steps = compile_steps(spec, machine)
     selected, forced = select(steps, split_ids(options.only), split_ids(options.force))
     # a dry run reaches no server: it needs no bundle
     bundle = layout.ca_bundle if options.dry_run else build_bundle(layout.ca_bundle, extras, environ).path
@@ -75,9 +77,7 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     ctx = Context(
         root=root, spec=spec, wheels_dir=wheels_dir, mirrors=mirrors, ca_bundle=bundle,
         env=workspace.child_env(layout, environ, bundle, mirrors), uv=workspace.uv_binary(),
-        arch=workspace.machine(), state=state, python=python,
-        progress=getattr(reporter, "progress", lambda *a: None),
-        status=getattr(reporter, "status", lambda *a: None), jobs=len(os.sched_getaffinity(0)) or 1,
+        machine=machine, state=state, python=python, progress=reporter.progress, status=reporter.status,
         forced=frozenset(forced),
     )
     warnings = workspace.root_warnings(root) + _switch_warnings(recorded, spec)
@@ -102,26 +102,25 @@ def _switch_warnings(recorded: dict, spec: Any) -> list[str]:
             "(--dry-run shows which)"]
 
 
-def bootstrap(options: Options, reporter: Reporter,
-              environ: Optional[Mapping[str, str]] = None) -> tuple[RunReport, list[tuple[str, Decision]]]:
-    """Run (or with dry_run, plan) the spec in the workspace. Raises StepFailed when a step failed."""
+def bootstrap(options: Options, reporter: Reporter, environ: Optional[Mapping[str, str]] = None) -> RunReport:
+    """Run (or with dry_run, plan) the spec in the workspace. Raises StepFailed when a step failed; a dry
+    run's report holds the plan and no outcomes."""
     environ = dict(os.environ if environ is None else environ)
     root = workspace.resolve_root(options.root, environ, create=not options.dry_run)
     workspace.check_writable(root, write=not options.dry_run)
-    on_wait = getattr(reporter, "waiting", None)
     # a dry run only reads: it takes no lock (the state file is replaced atomically, never torn)
     lock = contextlib.nullcontext() if options.dry_run else \
-        workspace_lock(workspace.Layout(root).lock, wait=options.wait, on_wait=on_wait)
+        workspace_lock(workspace.Layout(root).lock, wait=options.wait, on_wait=reporter.waiting)
     with lock:
         prepared = prepare(options, reporter, environ, root)
         for warning in prepared.warnings:
-            getattr(reporter, "warn", lambda w: None)(warning)
+            reporter.warn(warning)
         if options.dry_run:
             decisions = prepared.engine.plan(prepared.forced)
             reporter.plan(decisions)
-            return RunReport(), decisions
+            return RunReport(plan=decisions)
         report = prepared.engine.run(prepared.forced)
     reporter.summary(report)
     if report.failed:
-        raise failure(report, prepared.engine.by_id)
-    return report, []
+        raise failure(report)
+    return report

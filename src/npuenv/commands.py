@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
 
-from .errors import CommandFailed, NpuenvError
+from .errors import CommandFailed
 from .reaper import GRACE, supervised
 
 # The supervisors this npuenv process has running (signals and interrupts are process-wide, so is this).

@@ -13,9 +13,10 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from .errors import NpuenvError, StepFailed, UsageError
+from .results import Status, count
 from .commands import stop_all
 from .errors import CommandFailed
 from .steps.base import Context, Step
@@ -23,46 +24,79 @@ from .steps.base import Context, Step
 
 @dataclass(frozen=True)
 class Decision:
+    step_id: str
     run: bool
     reason: str
     detail: str = ""  # what the step pins, for the plan
+
+    @property
+    def status(self) -> Status:
+        """What the step would be: run (NOT_RUN yet) or UP_TO_DATE."""
+        return Status.NOT_RUN if self.run else Status.UP_TO_DATE
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step_id, "run": self.run, "reason": self.reason, "detail": self.detail}
 
 
 @dataclass
 class Outcome:
     step_id: str
-    result: str  # done | up-to-date | failed | not-run
+    status: Status  # DONE | UP_TO_DATE | FAIL | NOT_RUN
     reason: str
     seconds: float = 0.0
     error: Optional[BaseException] = None
     log: Optional[Path] = None
     note: str = ""  # e.g. why a step had nothing to do ("skipped: no NPU devices on this machine")
 
+    def to_json(self) -> dict[str, Any]:
+        data = {"step": self.step_id, "status": self.status.value, "reason": self.reason,
+                "seconds": round(self.seconds, 3), "note": self.note, "log": str(self.log) if self.log else None}
+        if self.error is not None:
+            data["error"] = getattr(self.error, "message", None) or _first_line(self.error)
+            data["hint"] = getattr(self.error, "hint", "")
+        return data
+
 
 @dataclass
 class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
     wall: float = 0.0
+    plan: list[Decision] = field(default_factory=list)  # a dry run's decisions (then no outcomes)
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.result == "failed"]
+        return [o for o in self.outcomes if o.status is Status.FAIL]
 
     def by_id(self, step_id: str) -> Outcome:
         return next(o for o in self.outcomes if o.step_id == step_id)
 
+    def to_json(self) -> dict[str, Any]:
+        if self.plan:
+            return {"dry_run": True, "plan": [d.to_json() for d in self.plan],
+                    "would_run": sum(d.run for d in self.plan)}
+        counts = count(o.status for o in self.outcomes)
+        return {"dry_run": False, "ok": not self.failed, "wall": round(self.wall, 3),
+                "counts": {s.value: counts[s] for s in (Status.DONE, Status.UP_TO_DATE, Status.FAIL, Status.NOT_RUN)},
+                "steps": [o.to_json() for o in self.outcomes]}
+
 
 class Reporter(Protocol):
-    """What the engine tells whoever renders its progress."""
+    """Everything bootstrap and the engine tell whoever renders their progress."""
 
-    def plan(self, decisions: list[tuple[str, Decision]]) -> None: ...
+    def plan(self, decisions: list[Decision]) -> None: ...
     def started(self, step_id: str, reason: str) -> None: ...
     def finished(self, outcome: Outcome) -> None: ...
-    def summary(self, report: "RunReport") -> None: ...
+    def summary(self, report: RunReport) -> None: ...
+    def progress(self, step_id: str, done: int, total: Optional[int]) -> None: ...  # a download's bytes
+    def status(self, step_id: str, text: str) -> None: ...  # a long step's live one-liner
+    def warn(self, text: str) -> None: ...
+    def waiting(self, holder: str) -> None: ...  # another run holds the workspace lock
 
 
 class NullReporter:
-    def plan(self, decisions: list[tuple[str, Decision]]) -> None:
+    """Tells nobody: for library use and tests."""
+
+    def plan(self, decisions: list[Decision]) -> None:
         pass
 
     def started(self, step_id: str, reason: str) -> None:
@@ -71,7 +105,19 @@ class NullReporter:
     def finished(self, outcome: Outcome) -> None:
         pass
 
-    def summary(self, report: "RunReport") -> None:
+    def summary(self, report: RunReport) -> None:
+        pass
+
+    def progress(self, step_id: str, done: int, total: Optional[int]) -> None:
+        pass
+
+    def status(self, step_id: str, text: str) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
+
+    def waiting(self, holder: str) -> None:
         pass
 
 
@@ -153,38 +199,38 @@ class Engine:
 
     def decide(self, step: Step, forced: set[str]) -> Decision:
         if step.id in forced:
-            return Decision(True, "forced")
+            return Decision(step.id, True, "forced")
         record = self.ctx.state.record(step.id)
         if record is not None and record.get("fingerprint") != self.fingerprint(step):
-            return Decision(True, "spec changed")
+            return Decision(step.id, True, "spec changed")
         checked = step.check(self.ctx)
         if not checked.ok:
             # a step that never ran is simply missing, whatever its check saw half-made
-            return Decision(True, "missing" if record is None else checked.reason or "missing")
+            return Decision(step.id, True, "missing" if record is None else checked.reason or "missing")
         if record is None:
-            return Decision(True, "not recorded yet (found in place)")
-        return Decision(False, "up to date")
+            return Decision(step.id, True, "not recorded yet (found in place)")
+        return Decision(step.id, False, "up to date")
 
-    def plan(self, forced: set[str] = frozenset()) -> list[tuple[str, Decision]]:
+    def plan(self, forced: set[str] = frozenset()) -> list[Decision]:
         """Dry run: what would run and why. A step after one that would run waits for it."""
-        decisions: list[tuple[str, Decision]] = []
+        decisions: list[Decision] = []
         would_run: set[str] = set()
         for step in self.steps:
             pending = [d for d in step.deps if d in would_run]
             if pending:
-                decision = Decision(True, f"after {', '.join(pending)}")
+                decision = Decision(step.id, True, f"after {', '.join(pending)}")
             else:
                 decision = self._safe_decide(step, forced)
             if decision.run:
                 would_run.add(step.id)
-            decisions.append((step.id, replace(decision, detail=step.describe(self.ctx))))
+            decisions.append(replace(decision, detail=step.describe(self.ctx)))
         return decisions
 
     def _safe_decide(self, step: Step, forced: set[str]) -> Decision:
         try:
             return self.decide(step, forced)
         except NpuenvError as exc:
-            return Decision(True, f"check failed: {exc.message}")
+            return Decision(step.id, True, f"check failed: {exc.message}")
 
     def run(self, forced: set[str] = frozenset()) -> RunReport:
         report = RunReport()
@@ -202,7 +248,7 @@ class Engine:
         for step in pending:
             blocked = [d for d in step.deps if d not in done]
             reason = f"needs {', '.join(blocked)}" if blocked else "stopped after a failure"
-            outcome = Outcome(step.id, "not-run", reason)
+            outcome = Outcome(step.id, Status.NOT_RUN, reason)
             report.outcomes.append(outcome)
             self.reporter.finished(outcome)
         report.wall = time.monotonic() - start
@@ -227,7 +273,7 @@ class Engine:
                 outcome = future.result()
                 report.outcomes.append(outcome)
                 self.reporter.finished(outcome)
-                if outcome.result == "failed":
+                if outcome.status is Status.FAIL:
                     failed = True
                 else:
                     done.add(step.id)
@@ -238,7 +284,7 @@ class Engine:
         try:
             decision = self.decide(step, forced)
             if not decision.run:
-                return Outcome(step.id, "up-to-date", decision.reason, time.monotonic() - began,
+                return Outcome(step.id, Status.UP_TO_DATE, decision.reason, time.monotonic() - began,
                                note=_note(self.ctx.state.resolved(step.id)))
             self.reporter.started(step.id, decision.reason)
             with open(log_path, "w", encoding="utf-8") as log:
@@ -259,9 +305,9 @@ class Engine:
                     raise
             seconds = time.monotonic() - began
             self.ctx.state.save_step(step.id, self.fingerprint(step), resolved, seconds)
-            return Outcome(step.id, "done", decision.reason, seconds, log=log_path, note=_note(resolved))
+            return Outcome(step.id, Status.DONE, decision.reason, seconds, log=log_path, note=_note(resolved))
         except Exception as exc:  # reported by the caller, with the log
-            return Outcome(step.id, "failed", _first_line(exc), time.monotonic() - began,
+            return Outcome(step.id, Status.FAIL, _first_line(exc), time.monotonic() - began,
                            error=exc, log=log_path if log_path.exists() else None)
 
 
@@ -293,11 +339,11 @@ def tail(path: Optional[Path], lines: int = 15) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def failure(report: RunReport, steps: dict[str, Step]) -> StepFailed:
+def failure(report: RunReport) -> StepFailed:
     """One error for the first failed step: its message, its log's last lines, the log path, a hint."""
     first = report.failed[0]
     exc = first.error
-    hint = getattr(exc, "hint", "") or steps[first.step_id].hint(exc) if exc else ""
+    hint = getattr(exc, "hint", "")
     lines = [f"step {first.step_id} failed: {getattr(exc, 'message', None) or _first_line(exc)}"]
     last = tail(first.log)
     if last:

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
-from .errors import NpuenvError, WheelNameError
+from .errors import WheelNameError
 
 
 def name_problem(filename: str) -> str:

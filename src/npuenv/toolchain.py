@@ -51,14 +51,15 @@ def family(os_release: Mapping[str, str]) -> Optional[str]:
     return None
 
 
-def install_command(os_release: Mapping[str, str], missing: Sequence[str]) -> Optional[list[str]]:
-    """The command that installs `missing` tools/modules on this distribution (dnf where yum is gone)."""
+def install_command(os_release: Mapping[str, str], missing: Sequence[str], dnf: bool = False) -> Optional[list[str]]:
+    """The command that installs `missing` tools/modules on this distribution (dnf where yum is gone:
+    Fedora, openEuler, or where `dnf` is installed)."""
     fam = family(os_release)
     if fam is None or not missing:
         return None
     names = list(dict.fromkeys(PACKAGES[fam].get(m, m) for m in missing))
     installer = list(INSTALLERS[fam])
-    if fam == "rhel" and (os_release.get("ID", "").lower() in ("fedora", "openeuler") or _which("dnf")):
+    if fam == "rhel" and (os_release.get("ID", "").lower() in ("fedora", "openeuler") or dnf):
         installer[0] = "dnf"
     return [*installer, *names]
 

@@ -167,11 +167,6 @@ def default_wheels_dir(root: Path) -> Path:
     return root / "wheels"
 
 
-def machine() -> str:
-    arch = os.uname().machine.lower()  # what platform.machine() says, without importing platform
-    return {"arm64": "aarch64", "amd64": "x86_64"}.get(arch, arch)
-
-
 def child_env(layout: Layout, environ: Mapping[str, str], bundle: Path, mirrors: Any) -> dict[str, str]:
     """The environment every subprocess gets: our CA bundle, git mirrors, uv's cache and Pythons."""
     from .trust import client_env

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, TypeVar
 
+from ..machine import Machine
 from ..workspace import Layout
 
 CANN_VARIABLE = "NPUENV_CANN_ROOT"
@@ -67,8 +68,7 @@ class DoctorContext:
     cann_root: Path
     driver_root: Path
     persistent: Path
-    arch: str
-    glibc: Optional[str]
+    machine: Machine  # arch, glibc, distribution, CANN's set_env.sh: read once
     spec_arg: Optional[str] = None  # --spec as given (None: the workspace's own, which bootstrap knows too)
     root_note: str = ""
     online: bool = False
@@ -78,10 +78,13 @@ class DoctorContext:
     free_warn_bytes: int = 20 * GIB
     tls_timeout: float = 5.0
     npu: Any = None  # killnpu.Config (npu-smi, device glob), or the error NPUENV_NPU_SMI caused; None: from environ
-    os_release: str = "/etc/os-release"
     probe_timeout: float = 180.0  # the first `import torch_npu` on a cold box can take a while
     wheels_dir: Optional[Path] = None  # the wheelhouse (bootstrap's default for this root)
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
+
+    @property
+    def arch(self) -> str:
+        return self.machine.arch
 
     @property
     def layout(self) -> Optional[Layout]:
@@ -121,8 +124,7 @@ def build_context(*, root: Optional[str], spec: Optional[str], environ: Mapping[
     from ..npu.kill import Config
     from ..errors import KillNpuError
     from ..spec import load_spec
-    from ..steps.build import glibc_version
-    from ..workspace import default_wheels_dir, machine, persistent_root, recorded_spec, spec_argument
+    from ..workspace import default_wheels_dir, persistent_root, recorded_spec, spec_argument
 
     environ = dict(environ)
     try:
@@ -135,7 +137,7 @@ def build_context(*, root: Optional[str], spec: Optional[str], environ: Mapping[
         environ=environ, spec=load_spec(spec_argument(spec, recorded_spec(found))), spec_arg=spec, root=found, root_note=note,
         cann_root=Path(environ.get(CANN_VARIABLE) or DEFAULT_CANN_ROOT),
         driver_root=Path(environ.get(DRIVER_VARIABLE) or DEFAULT_DRIVER_ROOT),
-        persistent=persistent, arch=machine(), glibc=glibc_version(), online=online, deep=deep,
+        persistent=persistent, machine=Machine.read(environ), online=online, deep=deep,
         mirrors_config=mirrors_config, npu=npu, wheels_dir=default_wheels_dir(found) if found else None,
     )
 

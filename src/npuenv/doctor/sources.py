@@ -27,13 +27,14 @@ def step_context(ctx):
     bundle = workspace_bundle(ctx) or Path(ctx.environ.get("SSL_CERT_FILE") or layout.ca_bundle)
     return Context(root=ctx.root, spec=ctx.spec, wheels_dir=ctx.wheels_dir or workspace.default_wheels_dir(ctx.root),
                    env=workspace.child_env(layout, ctx.environ, bundle, mirrors), mirrors=mirrors,
-                   ca_bundle=bundle, uv=workspace.uv_binary(), arch=ctx.arch, state=State.load(layout.state))
+                   ca_bundle=bundle, uv=workspace.uv_binary(), machine=ctx.machine,
+                   state=State.load(layout.state))
 
 
 def steps(ctx) -> list:
     from ..plan import compile_steps
 
-    return ctx.memo.get("steps", lambda: compile_steps(ctx.spec, ctx.arch, ctx.glibc))
+    return ctx.memo.get("steps", lambda: compile_steps(ctx.spec, ctx.machine))
 
 
 def _prepare(ctx, kind: str) -> Tuple[Optional[object], list, Optional[CheckResult]]:

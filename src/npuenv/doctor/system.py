@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from packaging.version import InvalidVersion, Version
 
-from .. import toolchain
 from .base import CheckResult, check, fail, ok, warn
 
 # torch_npu's wheels are manylinux2014 (glibc 2.17); decord2's prebuilt wheel needs glibc 2.28
@@ -15,7 +14,7 @@ MANYLINUX2014_GLIBC = "2.17"
 def arch(ctx) -> CheckResult:
     from ..plan import platform_problems
 
-    problems = platform_problems(ctx.spec, ctx.arch, ctx.glibc, _wheel_requirements(ctx))
+    problems = platform_problems(ctx.spec, ctx.machine, _wheel_requirements(ctx))
     if problems:
         return fail(f"{ctx.arch}: the spec cannot make its target env here: {'; '.join(problems)}",
                     "run on an aarch64 (Ascend) box, or give the spec what this architecture needs",
@@ -38,7 +37,7 @@ def _wheel_requirements(ctx) -> dict:
 
 @check("system.glibc", "the C library: glibc >= 2.17 for torch_npu's wheels, >= 2.28 for prebuilt decord")
 def glibc(ctx) -> CheckResult:
-    found = ctx.glibc
+    found = ctx.machine.glibc
     if not found:
         return fail("no glibc found (musl or another C library?): torch_npu's manylinux wheels need glibc",
                     "use a glibc-based image (EulerOS, openEuler, Ubuntu)")
@@ -59,9 +58,9 @@ def glibc(ctx) -> CheckResult:
 
 @check("system.os", "the distribution, so install hints name the right package manager")
 def distribution(ctx) -> CheckResult:
-    release = toolchain.read_os_release(ctx.os_release)
+    release = ctx.machine.os_release
     name = release.get("PRETTY_NAME") or release.get("ID") or "unknown"
-    family = toolchain.family(release)
+    family = ctx.machine.family
     if family is None:
         return warn(f"{name}: not a distribution npuenv knows, so its hints cannot name packages",
                     "install missing tools with your package manager (names differ per distribution)")

@@ -19,7 +19,7 @@ OWN_CHECKS = ("git", "cmake", "pkg-config")
 
 
 def source_builds(ctx) -> list:
-    return [b for b in ctx.spec.builds.values() if choose_strategy(b, ctx.arch, ctx.glibc) == "source"]
+    return [b for b in ctx.spec.builds.values() if choose_strategy(b, ctx.arch, ctx.machine.glibc) == "source"]
 
 
 def needs(ctx, tool: str) -> list[str]:
@@ -38,12 +38,12 @@ def _first_line(argv: list[str], environ) -> str:
 
 
 def install_fix(ctx, missing: list[str]) -> str:
-    command = tools.install_command(tools.read_os_release(ctx.os_release), missing)
+    command = ctx.machine.install_command(missing)
     return " ".join(command) if command else f"install {', '.join(missing)} with the package manager"
 
 
 def _not_needed(ctx) -> str:
-    prebuilt = [b.name for b in ctx.spec.builds.values() if choose_strategy(b, ctx.arch, ctx.glibc) == "wheel"]
+    prebuilt = [b.name for b in ctx.spec.builds.values() if choose_strategy(b, ctx.arch, ctx.machine.glibc) == "wheel"]
     why = f" (prebuilt here: {', '.join(prebuilt)})" if prebuilt else ""
     return f"not needed: no source build here needs it{why}"
 

@@ -1,4 +1,4 @@
-"""Rendering for people: the only place that writes to the terminal."""
+"""The terminal: the only place that writes to it. Lines, one live line (only on a terminal), errors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import threading
 import time
 from typing import Optional, TextIO
 
-from ..engine import Decision, Outcome, RunReport
 from ..errors import NpuenvError
-
-SYMBOLS = {"done": "✓", "up-to-date": "·", "failed": "✗", "not-run": "-"}
 
 
 def human_bytes(count: float) -> str:
@@ -22,7 +19,7 @@ def human_bytes(count: float) -> str:
 
 
 class Console:
-    """Step progress as lines; download progress as one rewritten line, only on a terminal."""
+    """Lines to stdout, warnings and errors to stderr, and one live line that the next line replaces."""
 
     def __init__(self, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> None:
         self.out = out or sys.stdout
@@ -47,7 +44,9 @@ class Console:
             self.out.write("\r\033[K")
             self._live = False
 
-    def _live_line(self, text: str) -> None:
+    def live(self, text: str) -> None:
+        """A line rewritten in place (progress, a build's last output), at most ten times a second, on a
+        terminal only: a log file or a pipe gets the finished lines alone."""
         now = time.monotonic()
         if not self.tty or now - self._last_progress < 0.1:
             return
@@ -57,58 +56,10 @@ class Console:
             self.out.flush()
             self._live = True
 
-    def status(self, step_id: str, text: str) -> None:
-        """A long step's live one-liner (a build's elapsed time and last output line), on a terminal only."""
-        self._live_line(f"  {step_id} {text}")
-
     def warn(self, text: str) -> None:
         with self._lock:
             self.err.write(f"warning: {text}\n")
             self.err.flush()
-
-    def waiting(self, holder: str) -> None:
-        self.line(f"waiting for another npuenv run to finish ({holder}) ...")
-
-    def plan(self, decisions: list[tuple[str, Decision]]) -> None:
-        width = max((len(i) for i, _ in decisions), default=10)
-        self.line("plan (dry run, nothing changed):")
-        for step_id, decision in decisions:
-            verb = "run " if decision.run else "skip"
-            self.line(f"  {verb}  {step_id:<{width}}  {decision.reason}")
-            if decision.detail:
-                self.line(f"        {'':<{width}}  {decision.detail}")
-        count = sum(d.run for _, d in decisions)
-        self.line(f"{count} of {len(decisions)} steps would run")
-
-    def started(self, step_id: str, reason: str) -> None:
-        self.line(f"→ {step_id} ({reason})")
-
-    def finished(self, outcome: Outcome) -> None:
-        if outcome.result == "done":
-            note = f" ({outcome.note})" if outcome.note else ""
-            self.line(f"{SYMBOLS['done']} {outcome.step_id} {outcome.seconds:.1f}s{note}")
-        elif outcome.result == "failed":
-            self.line(f"{SYMBOLS['failed']} {outcome.step_id}: {outcome.reason}")
-
-    def progress(self, step_id: str, done: int, total: Optional[int]) -> None:
-        if total:
-            filled = int(30 * done / total)
-            bar = "#" * filled + "." * (30 - filled)
-            self._live_line(f"  {step_id} [{bar}] {human_bytes(done)} / {human_bytes(total)}")
-        else:
-            self._live_line(f"  {step_id} {human_bytes(done)}")
-
-    def summary(self, report: RunReport) -> None:
-        width = max((len(o.step_id) for o in report.outcomes), default=10)
-        self.line("")
-        self.line(f"{'step':<{width}}  {'result':<10}  {'seconds':>7}")
-        for o in report.outcomes:
-            note = f"  {o.note}" if o.note else ""
-            self.line(f"{o.step_id:<{width}}  {o.result:<10}  {o.seconds:7.1f}{note}")
-        busy = sum(o.seconds for o in report.outcomes if o.result in ("done", "failed"))
-        counts = {r: sum(o.result == r for o in report.outcomes) for r in SYMBOLS}
-        self.line(f"{counts['done']} done, {counts['up-to-date']} up to date, {counts['failed']} failed, "
-                  f"{counts['not-run']} not run; wall {report.wall:.1f}s, step time {busy:.1f}s")
 
     def error(self, exc: NpuenvError) -> None:
         with self._lock:

@@ -1,18 +1,12 @@
-"""Step kinds: one module each, the same three verbs (fingerprint, check, apply)."""
+"""Step kinds: one module each, the same three verbs (fingerprint, check, apply), and the registry.
 
-from .build import BuildStep
-from .copy import CopyStep
-from .dirs import DirsStep
-from .env import EnvStep
-from .overlay import OverlayStep
-from .patch import PatchStep
-from .python import PythonStep
-from .repo import RepoStep
-from .smoke import SmokeStep
-from .wheel import WheelStep
+Each `steps/<kind>.py` declares its `KIND` (npuenv.steps.base.Kind): the spec section it reads and that
+section's schema, and how it compiles the spec into steps. Plan (the step graph) and spec (its top-level
+keys) are derived from `KINDS`; adding a kind is one new module plus its line here.
+"""
 
-KINDS = {cls.kind: cls for cls in (PythonStep, BuildStep, RepoStep, CopyStep, PatchStep, OverlayStep, WheelStep,
-                                   EnvStep, DirsStep, SmokeStep)}
+from . import build, copy, dirs, env, overlay, patch, python, repo, smoke, wheel
 
-__all__ = ["KINDS", "BuildStep", "CopyStep", "DirsStep", "EnvStep", "OverlayStep", "PatchStep", "PythonStep", "RepoStep",
-           "SmokeStep", "WheelStep"]
+# the order steps are compiled in (and listed, among steps that do not depend on each other)
+KINDS = (python.KIND, repo.KIND, copy.KIND, patch.KIND, overlay.KIND, wheel.KIND, env.KIND, build.KIND,
+         dirs.KIND, smoke.KIND)

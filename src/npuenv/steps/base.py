@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Optional
 
 from ..confine import remove, workspace_path
-from ..errors import NpuenvError
+from ..machine import Machine
 from ..state import State
 
 
@@ -41,13 +41,16 @@ class Context:
     mirrors: Any  # npuenv.mirrors.Mirrors
     ca_bundle: Path
     uv: str
-    arch: str
+    machine: Machine  # arch, glibc, cores, distribution, CANN: read once per run
     state: State
     python: Optional[dict] = None  # the interpreter the user named (--python), probed: executable, version
     progress: Callable[[str, int, Optional[int]], None] = field(default=lambda *a: None)
     status: Callable[[str, str], None] = field(default=lambda *a: None)  # a live one-line status per step
-    jobs: int = 1  # cores a build may use
     forced: frozenset = frozenset()  # step ids the user forced: they redo their work (a build skips its cache)
+
+    @property
+    def arch(self) -> str:
+        return self.machine.arch
 
     @property
     def home(self) -> Path:
@@ -92,16 +95,55 @@ class Step:
         """One line for the plan: what this step pins."""
         return ""
 
-    def hint(self, error: BaseException) -> str:
-        """A hint for a failure of this step that carries none."""
-        return ""
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} deps={list(self.deps)}>"
 
 
-def step_error(message: str, hint: str = "") -> NpuenvError:
-    return NpuenvError(message, hint)
+def _nothing(spec: Any, machine: Machine) -> set[str]:
+    return set()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A step kind as the registry (npuenv.steps.KINDS) knows it: everything plan and spec need of it.
+
+    - name: the step kind, the part of a step id before the colon;
+    - compile(spec, machine): the spec's steps of this kind on this machine, with their dependencies;
+    - section, parse: the top-level spec key the kind reads and its schema check,
+      parse(checker, data, parsed) -> the checked value (`parsed` holds the sections parsed before it);
+      None for a kind derived from other sections (smoke);
+    - uses(spec, machine) / spares(spec, machine): the repos its steps read here / the repos it would
+      read elsewhere but not here (a build taking its prebuilt wheel): a repo only spared is not cloned;
+    - problems(spec, machine, requires): why this machine cannot have what the kind's section asks.
+    """
+
+    name: str
+    compile: Callable[[Any, Machine], list]
+    section: Optional[str] = None
+    parse: Optional[Callable[[Any, dict, dict], Any]] = None
+    uses: Callable[[Any, Machine], set] = _nothing
+    spares: Callable[[Any, Machine], set] = _nothing
+    problems: Callable[[Any, Machine, dict], list] = lambda spec, machine, requires: []
+
+
+def step_ids(*ids: Optional[str]) -> tuple[str, ...]:
+    """The given ids in order, without None and repeats: a step's dependencies."""
+    return tuple(dict.fromkeys(i for i in ids if i))
+
+
+def containing_repo(spec: Any, path: str, exclude: str = "") -> Optional[str]:
+    """The step id of the deepest repo whose folder holds `path` (that repo must exist first)."""
+    best: Optional[Any] = None
+    for repo in spec.repos.values():
+        if repo.name != exclude and is_inside(path, repo.path) and path != repo.path:
+            if best is None or len(repo.path) > len(best.path):
+                best = repo
+    return f"repo:{best.name}" if best else None
+
+
+def patches_of(spec: Any, repo: str) -> tuple[str, ...]:
+    """The step ids of the patches on `repo`."""
+    return tuple(f"patch:{p.name}" for p in spec.patches.values() if p.repo == repo)
 
 
 def is_inside(child: str, parent: str) -> bool:

@@ -23,16 +23,8 @@ from ..data import TEST_VIDEO
 from ..errors import BuildFailed, NpuenvError
 from ..commands import logged_text, run, run_streaming
 from ..errors import CommandFailed
-from .base import OK, Checked, Context, Step, drifted, missing
+from .base import OK, Checked, Context, Kind, Step, drifted, missing, patches_of, step_ids
 from .wheel import fetch_pinned
-
-
-def glibc_version() -> Optional[str]:
-    try:
-        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (ValueError, OSError):
-        return None
-    return text.split()[-1] if text.startswith("glibc") else None
 
 
 def choose_strategy(build: Any, arch: str, glibc: Optional[str]) -> str:
@@ -68,7 +60,7 @@ class BuildStep(Step):
         return ctx.path(self.spec.repos[self.build.repo].path)
 
     def strategy(self, ctx: Context) -> str:
-        return choose_strategy(self.build, ctx.arch, glibc_version())
+        return choose_strategy(self.build, ctx.arch, ctx.machine.glibc)
 
     def describe(self, ctx: Context) -> str:
         if self.strategy(ctx) == "wheel":
@@ -82,7 +74,7 @@ class BuildStep(Step):
     def fingerprint(self, ctx: Context) -> Any:
         # CANN appearing (the same workspace on an NPU box) re-runs the check that needs it
         return {"build": ctx.spec.fragment("builds", self.name), "strategy": self.strategy(ctx), "arch": ctx.arch,
-                "cann": bool(self.build.cann_check) and cann.set_env_present(ctx.env) is not None}
+                "cann": bool(self.build.cann_check) and ctx.machine.set_env is not None}
 
     def check(self, ctx: Context) -> Checked:
         recorded = ctx.state.resolved(self.id)
@@ -123,7 +115,7 @@ class BuildStep(Step):
                    if ctx.state.resolved(pid).get("applied", True)}
         return {"build": self.build.name, "commit": repo.commit, "submodules": repo.submodules,
                 "patches": patches, "python": "cp" + "".join(python.split(".")[:2]),
-                "platform": f"linux_{ctx.arch}", "glibc": glibc_version(),
+                "platform": f"linux_{ctx.arch}", "glibc": ctx.machine.glibc,
                 "versions": {k: self._version_of(ctx, k) for k in self.build.key},
                 "commands": [list(c) for c in self.build.commands], "clean": list(self.build.clean),
                 "version": self.build.version}
@@ -184,7 +176,7 @@ class BuildStep(Step):
         problems = [f"{m} is missing" for m in found.missing] + versions + packages
         if not problems:
             return
-        command = toolchain.install_command(toolchain.read_os_release(), found.missing)
+        command = ctx.machine.install_command(found.missing)
         if found.missing:
             hint = f"install them: {' '.join(command)}" if command else "install the missing tools and headers"
             if self.build.prebuilt is not None:
@@ -223,7 +215,7 @@ class BuildStep(Step):
 
     def _argv(self, ctx: Context, command: tuple[str, ...]) -> list[str]:
         values = {"{python}": str(self.venv_python(ctx)), "{python_version}": self.spec.python,
-                  "{jobs}": str(ctx.jobs), "{uv}": ctx.uv}
+                  "{jobs}": str(ctx.machine.cores), "{uv}": ctx.uv}
         out = []
         for arg in command:
             for token, value in values.items():
@@ -243,7 +235,7 @@ class BuildStep(Step):
         def status(line: str) -> None:
             ctx.status(self.id, f"{time.monotonic() - began:5.0f}s  {line.strip()[:100]}")
 
-        set_env = cann.set_env_present(ctx.env)
+        set_env = ctx.machine.set_env
         for command in self.build.commands:
             try:
                 run_streaming(cann.sourced(self._argv(ctx, command), set_env), cwd=source, env=env, log=log,
@@ -298,7 +290,7 @@ class BuildStep(Step):
         """Python in the target env, with CANN sourced where it is installed."""
         env = dict(ctx.env if env is None else env)
         env.pop("VIRTUAL_ENV", None)
-        argv = cann.sourced([str(self.venv_python(ctx)), "-c", code, *args], cann.set_env_present(ctx.env))
+        argv = cann.sourced([str(self.venv_python(ctx)), "-c", code, *args], ctx.machine.set_env)
         return run(argv, env=env, check=False)
 
     def _verify(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
@@ -308,11 +300,11 @@ class BuildStep(Step):
             self._run_check(ctx, "check", self.build.check, env, log)
         if not self.build.cann_check:
             return {}
-        if cann.set_env_present(ctx.env) is not None:
+        if ctx.machine.set_env is not None:
             self._run_check(ctx, "cann_check", self.build.cann_check, env, log)
             return {}
         skipped = self.build.cann_check.strip().replace("\n", "; ")
-        log.write(f"cann_check ({skipped}): {cann.NOT_VERIFIED} ({cann.set_env_candidate(ctx.env)} is absent)\n")
+        log.write(f"cann_check ({skipped}): {cann.NOT_VERIFIED} ({ctx.machine.cann_set_env} is absent)\n")
         return {"note": f"{cann.NOT_VERIFIED} ({skipped})", "not_verified": skipped}
 
     def _run_check(self, ctx: Context, field_name: str, code: str, env: dict[str, str], log: IO[str]) -> None:
@@ -333,3 +325,27 @@ class BuildStep(Step):
             raise NpuenvError(f"{dist} is not installed in the target env after installing it: "
                               f"{(proc.stdout + proc.stderr).strip()[-300:]}")
         return proc.stdout.strip().splitlines()[-1]
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    """After the target env (torch, setuptools) and the repo with all its patches."""
+    steps: list[Step] = []
+    for build in spec.builds.values():
+        patches = patches_of(spec, build.repo)
+        repo = f"repo:{build.repo}" if build.repo in spec.repos else None
+        steps.append(BuildStep(build, spec, step_ids("env" if spec.env else None, repo, *patches), patches=patches))
+    return steps
+
+
+def _by_strategy(spec: Any, machine: Any, wheel: bool) -> set[str]:
+    return {b.repo for b in spec.builds.values() if (choose_strategy(b, machine.arch, machine.glibc) == "wheel") == wheel}
+
+
+def problems(spec: Any, machine: Any, requires: dict) -> list[str]:
+    return [f"builds.{b.name} takes a prebuilt wheel, and there is none for {machine.arch}"
+            for b in spec.builds.values() if choose_strategy(b, machine.arch, machine.glibc) == "wheel"
+            and machine.arch not in b.prebuilt.files]
+
+
+KIND = Kind("build", compile, section="builds", uses=lambda spec, machine: _by_strategy(spec, machine, False),
+            spares=lambda spec, machine: _by_strategy(spec, machine, True), problems=problems)

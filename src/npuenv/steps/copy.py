@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from ..confine import remove
 from ..errors import NpuenvError
-from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing
+from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, fresh_tmp_sibling, missing, step_ids
 
 IGNORED = ("__pycache__", "*.pyc")  # not copied (shutil.ignore_patterns)
 
@@ -75,3 +75,16 @@ class CopyStep(Step):
             remove(old, ctx.root)
         log.write(f"copied {source} -> {target}\n")
         return {"tree": digest}
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    """After its source repo, and after the repo its destination lies in."""
+    return [CopyStep(copy, spec.repos[copy.repo], step_ids(f"repo:{copy.repo}", containing_repo(spec, copy.to)))
+            for copy in spec.copies.values()]
+
+
+def uses(spec: Any, machine: Any) -> set[str]:
+    return {c.repo for c in spec.copies.values()}
+
+
+KIND = Kind("copy", compile, section="copies", uses=uses)

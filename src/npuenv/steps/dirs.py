@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from .base import OK, Checked, Context, Step, missing
+from .base import OK, Checked, Context, Kind, Step, containing_repo, missing, step_ids
 
 
 class DirsStep(Step):
@@ -30,3 +30,13 @@ class DirsStep(Step):
             ctx.path(folder).mkdir(parents=True, exist_ok=True)
             log.write(f"ok {folder}\n")
         return {"dirs": list(self.dirs)}
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    """After the repos the folders lie in."""
+    if not spec.dirs:
+        return []
+    return [DirsStep(spec.dirs, step_ids(*(containing_repo(spec, d) for d in spec.dirs)))]
+
+
+KIND = Kind("dirs", compile, section="dirs")

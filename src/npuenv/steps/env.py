@@ -14,14 +14,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Optional
 
 from ..errors import NpuenvError
 from ..digest import sha256_file
 from ..commands import logged_text, run
 from ..errors import CommandFailed
 from ..atomic import write_atomic
-from .base import OK, Checked, Context, Step, drifted, missing
+from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, missing, step_ids
 
 # index settings from the box would silently change what gets installed: the spec names the index
 FOREIGN_INDEX_VARS = ("UV_INDEX", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
@@ -251,3 +251,73 @@ class EnvStep(Step):
                 entry += f", marker = {toml_str(marker)}"
             lines.append(f"{toml_str(source.package)} = [{{ {entry} }}]")
         return list(dict.fromkeys(used)), lines
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    return [EnvStep(spec, step_ids(*needs(spec)))] if spec.env is not None else []
+
+
+def needs(spec: Any) -> list[Optional[str]]:
+    """What the target env consumes, and nothing else: the interpreter, the repos it installs or reads
+    requirements from, what changes those repos (their patches, overlays and copies into them), its wheels,
+    and the repo its venv lives in. A patch on decord is not among them: toggling it rebuilds decord only."""
+    env = spec.env
+    repos = _repos(spec)
+    ids = {f"repo:{n}" for n in repos}
+    found: list[Optional[str]] = ["python", *(f"repo:{n}" for n in repos)]
+    found += [f"patch:{p.name}" for p in spec.patches.values() if p.repo in repos]
+    found += [f"overlay:{o.name}" for o in spec.overlays.values() if o.to_repo in repos]
+    found += [f"copy:{c.name}" for c in spec.copies.values() if containing_repo(spec, c.to) in ids]
+    found += [f"wheel:{w}" for w in env.wheels]
+    return [*found, containing_repo(spec, env.venv)]
+
+
+def _repos(spec: Any) -> list[str]:
+    env = spec.env
+    return [n for n in dict.fromkeys([env.project, *env.editable, *(r for r, _ in env.requirements)]) if n]
+
+
+def uses(spec: Any, machine: Any) -> set[str]:
+    return set(_repos(spec)) if spec.env is not None else set()
+
+
+def problems(spec: Any, machine: Any, requires: dict) -> list[str]:
+    """A wheel's requirement on a local version (torch==2.1.0+cpu) exists on no default index, so the spec
+    must take that package from another index here (env.sources). `requires` holds the Requires-Dist lines
+    of the spec's wheels (by wheel name) where they are known."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    arch = machine.arch
+    routed = {canonicalize_name(s.package) for s in (spec.env.sources if spec.env else ())
+              if not s.arch or arch in s.arch}
+    found = []
+    for wheel, lines in requires.items():
+        for line in lines:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            local = [s.version for s in req.specifier if s.operator in ("==", "===") and _is_local(s.version)]
+            if local and canonicalize_name(req.name) not in routed and _applies(req, arch):
+                found.append(f"the {wheel} wheel for {arch} requires {req.name}=={local[0]}, a local version no "
+                             f"default index has: pin {req.name} to the index that has it (env.sources."
+                             f"{req.name}: {{index: NAME, arch: [{arch}]}})")
+    return found
+
+
+def _is_local(version: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version).local is not None
+    except InvalidVersion:
+        return False
+
+
+def _applies(req: Any, arch: str) -> bool:
+    return req.marker is None or req.marker.evaluate({"platform_machine": arch, "sys_platform": "linux",
+                                                       "extra": ""})
+
+
+KIND = Kind("env", compile, section="env", uses=uses, problems=problems)

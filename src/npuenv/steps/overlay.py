@@ -8,7 +8,7 @@ from typing import IO, Any
 
 from ..errors import NpuenvError
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing
+from .base import OK, Checked, Context, Kind, Step, drifted, fresh_tmp_sibling, missing, patches_of, step_ids
 
 
 class OverlayStep(Step):
@@ -66,3 +66,17 @@ class OverlayStep(Step):
         log.write(f"copied {source} -> {target}\n")
         digest = sha256_file(target)
         return {"sha256": digest, "files": {self.overlay.to_path: digest}}
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    """After both repos and the target repo's patches, so the result does not depend on scheduling."""
+    return [OverlayStep(o, spec.repos[o.from_repo], spec.repos[o.to_repo],
+                        step_ids(f"repo:{o.from_repo}", f"repo:{o.to_repo}", *patches_of(spec, o.to_repo)))
+            for o in spec.overlays.values()]
+
+
+def uses(spec: Any, machine: Any) -> set[str]:
+    return {o.from_repo for o in spec.overlays.values()} | {o.to_repo for o in spec.overlays.values()}
+
+
+KIND = Kind("overlay", compile, section="overlays", uses=uses)

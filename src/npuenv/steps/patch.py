@@ -11,7 +11,7 @@ from typing import IO, Any, Optional
 from .. import git, toolchain
 from ..errors import PatchError
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Step, drifted, missing
+from .base import OK, Checked, Context, Kind, Step, drifted, missing
 
 # zero-context hunks are allowed: some patches only know the exact lines they change
 APPLY = ["apply", "--unidiff-zero", "--whitespace=nowarn"]
@@ -129,3 +129,10 @@ class PatchStep(Step):
         names = [line.split("\t")[-1] for line in numstat.splitlines() if line.strip()]
         root = ctx.path(self.repo.path)
         return {name: sha256_file(root / name) for name in names if (root / name).is_file()}
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    return [PatchStep(patch, spec.repos[patch.repo], (f"repo:{patch.repo}",)) for patch in spec.patches.values()]
+
+
+KIND = Kind("patch", compile, section="patches")

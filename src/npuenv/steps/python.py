@@ -13,7 +13,7 @@ from typing import IO, Any, Optional
 
 from .. import pythons
 from ..errors import NpuenvError, UsageError
-from .base import OK, Checked, Context, Step, drifted, missing
+from .base import OK, Checked, Context, Kind, Step, drifted, missing
 
 
 def given(path: str, want: str, recorded: Optional[dict] = None) -> dict[str, Any]:
@@ -112,3 +112,10 @@ class PythonStep(Step):
         log.write(f"using {facts['executable']} (CPython {facts['version']}, {how})\n")
         return {"interpreter": facts["executable"], "version": facts["version"], "machine": facts["machine"],
                 "how": how, "stamp": _file_stamp(facts["executable"])}
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    return [PythonStep(spec.python)]
+
+
+KIND = Kind("python", compile, section="python")

@@ -9,7 +9,7 @@ from typing import IO, Any
 from .. import git
 from ..errors import GitError, Unreachable
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Step, drifted, fresh_tmp_sibling, missing
+from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, fresh_tmp_sibling, missing, step_ids
 
 
 class RepoStep(Step):
@@ -132,3 +132,17 @@ class RepoStep(Step):
         note = f"ref {ref} now points at {found or 'nothing'}; the pinned commit is checked out"
         log.write(note + "\n")
         return {"ref": ref, "ref_matches": False, "ref_note": note}
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    """Each repo after the repo whose folder holds it; owned by the patches and overlays that change it."""
+    changers: dict[str, list[str]] = {name: [] for name in spec.repos}
+    for patch in spec.patches.values():
+        changers[patch.repo].append(f"patch:{patch.name}")
+    for overlay in spec.overlays.values():
+        changers[overlay.to_repo].append(f"overlay:{overlay.name}")
+    return [RepoStep(repo, step_ids(containing_repo(spec, repo.path, exclude=repo.name)),
+                     owned_by=tuple(changers[repo.name])) for repo in spec.repos.values()]
+
+
+KIND = Kind("repo", compile, section="repos")

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from .. import cann
 from ..npu import smoke
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Step, drifted, missing
+from .base import OK, Checked, Context, Kind, Step, drifted, missing, step_ids
 
 NO_NPUS = "no NPU devices on this machine"
 
@@ -38,7 +37,7 @@ class SmokeStep(Step):
         return {"env": ctx.spec.fragment("env"), "interpreter": [python.get("interpreter"), python.get("version")],
                 "lock": ctx.state.resolved("env").get("lock_sha256"), "builds": builds,
                 "script": sha256_file(smoke.SCRIPT), "npus": smoke.npu_devices(ctx.env),
-                "set_env": str(cann.set_env_candidate(ctx.env))}
+                "set_env": str(ctx.machine.cann_set_env)}
 
     def check(self, ctx: Context) -> Checked:
         recorded = ctx.state.resolved(self.id)
@@ -56,7 +55,7 @@ class SmokeStep(Step):
             log.write(f"no device files match {glob}: {NO_NPUS}, nothing to test\n")
             return {"skipped": NO_NPUS, "device_glob": glob}
         report = smoke.run_smoke(str(smoke.target_python(self.spec, ctx.root)),
-                                 cann_set_env=cann.set_env_candidate(ctx.env), env=ctx.env,
+                                 cann_set_env=ctx.machine.cann_set_env, env=ctx.env,
                                  project=smoke.project_dir(self.spec, ctx.root), tmpdir=ctx.home / "tmp")
         log.write("\n".join(smoke.render_lines(report)) + "\n")
         for probe in report.failed:
@@ -70,3 +69,13 @@ class SmokeStep(Step):
         return {"passed": True, "python": report.python, "torch": report.torch, "torch_npu": report.torch_npu,
                 "devices": report.devices, "set_env": report.set_env, "seconds": round(report.wall, 1),
                 "probes": {p.name: {"ok": p.ok, "seconds": p.seconds, "detail": p.detail} for p in report.probes}}
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    """Last: the finished env, with every build installed and the folders made."""
+    if spec.env is None:
+        return []
+    return [SmokeStep(spec, step_ids("env", *(f"build:{b}" for b in spec.builds), "dirs" if spec.dirs else None))]
+
+
+KIND = Kind("smoke", compile)

@@ -8,7 +8,7 @@ from typing import IO, Any, Optional
 from ..confine import remove
 from ..errors import FetchError, NpuenvError, Unreachable
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Step, drifted, missing
+from .base import OK, Checked, Context, Kind, Step, drifted, missing
 
 
 class WheelStep(Step):
@@ -108,3 +108,15 @@ def _fetch_locked(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[st
         raise
     log.write(f"{dest} sha256 {entry.sha256} ok\n")
     return url
+
+
+def compile(spec: Any, machine: Any) -> list[Step]:
+    return [WheelStep(wheel) for wheel in spec.wheels.values()]
+
+
+def problems(spec: Any, machine: Any, requires: dict) -> list[str]:
+    return [f"{w.name} has no wheel for {machine.arch} (it has: {', '.join(sorted(w.files)) or 'none'})"
+            for w in spec.wheels.values() if machine.arch not in w.files]
+
+
+KIND = Kind("wheel", compile, section="wheels", problems=problems)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from invoke import task
 
 from ..defaults import DEFAULT_SPEC
@@ -21,17 +20,19 @@ from .boundary import boundary, mirrors_config, positive_int
         "python": "the target env's interpreter, e.g. /path/to/python3.10 (default: found or installed)",
         "wheels": "the wheelhouse folder (default: this checkout's wheels/)",
         "wait": "wait for another npuenv run in the same workspace instead of refusing",
+        "json": "print the plan (with --dry-run) or the run as one JSON object instead of lines and a table",
     },
     iterable=["only", "force", "ca_bundle"],
 )
 @boundary
 def bootstrap(c, root=None, spec=None, dry_run=False, only=None, force=None, jobs="4", ca_bundle=None,
-              python=None, wheels=None, wait=False):
+              python=None, wheels=None, wait=False, json_=False):
     """Provision the workspace from a spec: clone, patch, fetch, and fill the target env (resumable)."""
     from ..bootstrap import Options, bootstrap as run_bootstrap
+    from ..render.bootstrap import JsonReporter, TextReporter
     from ..render.console import Console
 
     options = Options(root=root, spec=spec, dry_run=dry_run, only=list(only or []), force=list(force or []),
                       jobs=positive_int(jobs, "--jobs", 4), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
                       mirrors_config=mirrors_config(c))
-    run_bootstrap(options, Console())
+    run_bootstrap(options, (JsonReporter if json_ else TextReporter)(Console()))
