@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from npuenv.errors import SpecError
-from npuenv.spec import Spec, WheelFile, builtin_spec_dir, load_spec
+from npuenv.spec import Spec, builtin_spec_dir, load_spec
+from npuenv.steps.wheel import WheelFile
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,8 @@ import pytest
 
 from npuenv.errors import PatchError
 from npuenv.machine import Machine
-from npuenv.spec import Overlay, Patch
+from npuenv.steps.overlay import Overlay
+from npuenv.steps.patch import Patch
 from npuenv.state import State
 from npuenv.steps.base import Context
 from npuenv.steps.overlay import OverlayStep
@@ -176,7 +177,7 @@ def test_an_edited_overlay_is_restored_and_the_edit_kept_as_a_backup(tmp_path, l
 
 
 def test_an_edited_copy_is_replaced_and_the_edited_tree_kept_as_a_backup(tmp_path, log):
-    from npuenv.spec import Copy
+    from npuenv.steps.copy import Copy
     from npuenv.steps.copy import CopyStep
 
     make_repo(tmp_path, "Megatron-LM", {"megatron/core/a.py": "A = 1\n", "megatron/b.py": "B = 1\n"})
@@ -201,7 +202,7 @@ def _pkgconfig_module(folder: Path, name: str, version: str) -> None:
 
 def test_a_when_patch_is_reversed_when_its_condition_stops_holding(tmp_path, log):
     """decord's FFmpeg 5 patch: applied on FFmpeg 5; on a box that now has FFmpeg 4 it is taken out again."""
-    from npuenv.spec import Condition
+    from npuenv.steps.patch import Condition
 
     make_repo(tmp_path, "MindSpeed", {"setup.py": SETUP})
     patch = Patch("ffmpeg5", "mindspeed", REPO / "patches" / "mindspeed-setup-no-pip.patch",

@@ -31,10 +31,12 @@ def step_context(ctx):
                    state=State.load(layout.state))
 
 
-def steps(ctx) -> list:
-    from ..plan import compile_steps
+def of_kind(ctx, name: str) -> list:
+    """The spec's steps of one kind on this machine, as bootstrap makes them (npuenv.steps.KINDS)."""
+    from ..plan import on_machine
+    from ..steps import kind
 
-    return ctx.memo.get("steps", lambda: compile_steps(ctx.spec, ctx.machine))
+    return kind(name).compile(on_machine(ctx.spec, ctx.machine), ctx.machine)
 
 
 def _prepare(ctx, kind: str) -> Tuple[Optional[object], list, Optional[CheckResult]]:
@@ -42,7 +44,7 @@ def _prepare(ctx, kind: str) -> Tuple[Optional[object], list, Optional[CheckResu
 
     if ctx.root is None:
         return None, [], skip(ctx.no_root)
-    chosen = [s for s in steps(ctx) if s.kind == kind]
+    chosen = ctx.memo.get(f"steps:{kind}", lambda: of_kind(ctx, kind))
     if not chosen:
         return None, [], skip(f"the spec has no {kind} step on this platform")
     try:
@@ -64,7 +66,7 @@ def _report(ctx, kind: str, noun: str, intact: str) -> CheckResult:
         return early
     bad: List[Tuple[str, str]] = []
     for step in chosen:
-        missing = _missing_repos(step, step_ctx) if kind != "repo" else []
+        missing = _missing_repos(step, step_ctx)
         if missing:
             bad.append((step.id, f"not checked: {', '.join(missing)} missing"))
             continue

@@ -120,19 +120,19 @@ def parse_probe(stdout: str) -> TargetFacts:
             data = json.loads(line[len(MARK):])
         except ValueError:
             continue
-        kind = data.get("kind")
-        if kind == "python":
+        what = data.get("kind")
+        if what == "python":
             facts.python = data
-        elif kind == "versions":
+        elif what == "versions":
             facts.versions = dict(data.get("versions") or {})
-        elif kind == "providers":
+        elif what == "providers":
             facts.shared = {k: list(v) for k, v in (data.get("shared") or {}).items()}
-        elif kind == "importing":
+        elif what == "importing":
             pending = data.get("module")
-        elif kind == "import":
+        elif what == "import":
             facts.imports[data["module"]] = (bool(data.get("ok")), data.get("error", ""))
             pending = None
-        elif kind == "found":
+        elif what == "found":
             found = bool(data.get("ok"))
             facts.found[data["module"]] = (found, data.get("where", "") if found else data.get("error", ""))
     facts.died_importing = pending

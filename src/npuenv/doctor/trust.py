@@ -250,8 +250,8 @@ def online(ctx) -> CheckResult:
     with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
         answers = list(pool.map(lambda t: handshake(t[0], t[1], ca, ctx.tls_timeout, ctx.environ), targets))
     details = [text for _kind, text in answers]
-    bad_cert = [text for kind, text in answers if kind == "cert"]
-    bad_net = [text for kind, text in answers if kind == "net"]
+    bad_cert = [text for trouble, text in answers if trouble == "cert"]
+    bad_net = [text for trouble, text in answers if trouble == "net"]
     if bad_cert:
         return fail(f"{len(bad_cert)} of {len(targets)} host(s) not trusted with {ca}: {bad_cert[0]}",
                     "pass the CA that signs them (a proxy's or mirror's) with --ca-bundle FILE or "

@@ -6,7 +6,14 @@ keys) are derived from `KINDS`; adding a kind is one new module plus its line he
 """
 
 from . import build, copy, dirs, env, overlay, patch, python, repo, smoke, wheel
+from .base import Kind
 
 # the order steps are compiled in (and listed, among steps that do not depend on each other)
 KINDS = (python.KIND, repo.KIND, copy.KIND, patch.KIND, overlay.KIND, wheel.KIND, env.KIND, build.KIND,
          dirs.KIND, smoke.KIND)
+
+
+def kind(name: str) -> Kind:
+    """The registered kind called `name` (KeyError for none)."""
+    found = {k.name: k for k in KINDS}
+    return found[name]

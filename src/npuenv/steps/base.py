@@ -114,7 +114,8 @@ class Kind:
       None for a kind derived from other sections (smoke);
     - uses(spec, machine) / spares(spec, machine): the repos its steps read here / the repos it would
       read elsewhere but not here (a build taking its prebuilt wheel): a repo only spared is not cloned;
-    - problems(spec, machine, requires): why this machine cannot have what the kind's section asks.
+    - problems(spec, machine, requires): why this machine cannot have what the kind's section asks;
+    - needs_index: a spec with this section must name a package index (index:).
     """
 
     name: str
@@ -124,6 +125,7 @@ class Kind:
     uses: Callable[[Any, Machine], set] = _nothing
     spares: Callable[[Any, Machine], set] = _nothing
     problems: Callable[[Any, Machine, dict], list] = lambda spec, machine, requires: []
+    needs_index: bool = False
 
 
 def step_ids(*ids: Optional[str]) -> tuple[str, ...]:

@@ -10,6 +10,10 @@ installed; where it is not, the spec's `cann_check` is recorded as not verified 
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
 import glob
 import json
 import os
@@ -24,7 +28,112 @@ from ..errors import BuildFailed, NpuenvError
 from ..commands import logged_text, run, run_streaming
 from ..errors import CommandFailed
 from .base import OK, Checked, Context, Kind, Step, drifted, missing, patches_of, step_ids
-from .wheel import fetch_pinned
+from .wheel import Wheel, check_wheel_files, fetch_pinned, wheel_files
+from .. import schema as s
+
+
+# --- the spec section -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Build:
+    """A wheel built from a repo by the spec's commands (or taken prebuilt), cached and installed."""
+
+    name: str
+    package: str
+    strategy: str  # source | wheel | auto
+    repo: Optional[str]
+    commands: Tuple[Tuple[str, ...], ...]
+    wheels: Optional[str]  # glob, relative to the repo, of what the commands produce
+    clean: Tuple[str, ...]  # folders in the repo the build makes and cannot make twice
+    key: Tuple[str, ...]  # versions that enter the cache key: target-env packages or pkgconfig:<module>
+    tools: Tuple[str, ...]
+    pkgconfig: Tuple[str, ...]
+    packages: Tuple[str, ...]  # requirements the target env must meet before building
+    check: str  # Python run by the target interpreter after installing, everywhere
+    prebuilt: Optional[Wheel] = None
+    glibc: Optional[str] = None  # the prebuilt wheel's minimum glibc
+    cann_check: str = ""  # Python that needs CANN (e.g. `import apex` imports torch_npu): run where CANN is
+    version: Optional[str] = None  # the version a built wheel with an invalid one is given ("0.1+ascend")
+
+
+def _key_item(ck: s.Checker, kp: s.KeyPath, value: Any) -> Optional[str]:
+    text = s.nonempty(ck, kp, value)
+    if text is None:
+        return None
+    name = text.split(":", 1)[1] if text.startswith("pkgconfig:") else text
+    if not s.PACKAGE_RE.match(name):
+        ck.add(kp, f"{text!r}: name a target-env package (torch) or a pkg-config module (pkgconfig:libavcodec)")
+        return None
+    return text
+
+
+PREBUILT = {"package": (s.package, True), "version": (s.version, True), "glibc": (s.version, False),
+            "files": (lambda ck, kp, value: wheel_files(ck, kp, value), True)}
+
+
+def _prebuilt(ck: s.Checker, kp: s.KeyPath, value: Any) -> Tuple[Optional[Wheel], Optional[str]]:
+    f = s.fields(ck, kp, value, PREBUILT)
+    wheel = Wheel(kp[-2], f.get("package"), f.get("version"), "index", f.get("files") or {})
+    check_wheel_files(ck, kp, wheel)
+    return wheel, f.get("glibc")
+
+
+def _pkgconfig_module(ck: s.Checker, kp: s.KeyPath, value: Any) -> Optional[str]:
+    """A pkg-config module, optionally with a version condition: libavcodec>=58,<61."""
+    text = s.nonempty(ck, kp, value)
+    if text is None:
+        return None
+    match = re.match(r"^([A-Za-z0-9_.+-]+?)\s*((?:[<>=!~].*)?)$", text)
+    if not match:
+        ck.add(kp, f"{text!r}: write a pkg-config module, optionally with a condition (libavcodec>=58,<61)")
+        return None
+    if match.group(2) and ck.pep:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            SpecifierSet(match.group(2))
+        except InvalidSpecifier:
+            ck.add(kp, f"{text!r}: {match.group(2)!r} is not a version condition such as '>=58,<61'")
+            return None
+    return text
+
+
+def _requires(ck: s.Checker, kp: s.KeyPath, value: Any) -> Dict[str, Any]:
+    schema = {"tools": (s.list_of(s.nonempty), False), "pkgconfig": (s.list_of(_pkgconfig_module), False),
+              "packages": (s.list_of(s.requirement), False)}
+    return s.fields(ck, kp, value, schema)
+
+
+def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Build]:
+    """builds: {NAME: {package, strategy?, repo, commands, wheels, ... prebuilt?}}"""
+    repos = parsed["repos"]
+    schema = {"package": (s.package, True), "strategy": (s.choice("source", "wheel", "auto"), False),
+              "repo": (s.ref(repos, "repo", "repos"), False), "commands": (s.list_of(s.command), False),
+              "wheels": (s.relpath("the repo"), False), "clean": (s.list_of(s.relpath("the repo")), False),
+              "key": (s.list_of(_key_item), False), "requires": (_requires, False), "check": (s.string, False),
+              "cann_check": (s.string, False), "version": (s.version, False), "prebuilt": (_prebuilt, False)}
+    out = {}
+    for name, item in s.entries(ck, ("builds",), data.get("builds")):
+        kp = ("builds", name)
+        f = s.fields(ck, kp, item, schema)
+        strategy = f.get("strategy") or "source"
+        prebuilt, glibc = f.get("prebuilt") or (None, None)
+        needs = {"source": ("repo", "commands", "wheels"), "wheel": ("prebuilt",),
+                 "auto": ("repo", "commands", "wheels", "prebuilt")}.get(strategy, ())
+        for key in needs:
+            if isinstance(item, dict) and key not in item:
+                ck.add(kp + (key,), f"missing (required with strategy {strategy!r})", at=kp)
+        req = f.get("requires") or {}
+        out[name] = Build(name, f.get("package"), strategy, f.get("repo"), tuple(f.get("commands") or ()),
+                          f.get("wheels"), tuple(f.get("clean") or ()), tuple(f.get("key") or ()),
+                          tuple(req.get("tools") or ()), tuple(req.get("pkgconfig") or ()),
+                          tuple(req.get("packages") or ()), f.get("check") or "", prebuilt, glibc,
+                          f.get("cann_check") or "", f.get("version"))
+    return out
+
+
+# --- the step -----------------------------------------------------------------------------------------
 
 
 def choose_strategy(build: Any, arch: str, glibc: Optional[str]) -> str:
@@ -347,5 +456,5 @@ def problems(spec: Any, machine: Any, requires: dict) -> list[str]:
             and machine.arch not in b.prebuilt.files]
 
 
-KIND = Kind("build", compile, section="builds", uses=lambda spec, machine: _by_strategy(spec, machine, False),
+KIND = Kind("build", compile, section="builds", parse=parse, needs_index=True, uses=lambda spec, machine: _by_strategy(spec, machine, False),
             spares=lambda spec, machine: _by_strategy(spec, machine, True), problems=problems)

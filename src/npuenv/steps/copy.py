@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Dict
+
 import hashlib
 import os
 from pathlib import Path
@@ -10,6 +13,34 @@ from typing import IO, Any
 from ..confine import remove
 from ..errors import NpuenvError
 from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, fresh_tmp_sibling, missing, step_ids
+from .. import schema as s
+
+
+# --- the spec section -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Copy:
+    name: str
+    repo: str
+    path: str
+    to: str
+
+
+def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Copy]:
+    """copies: {NAME: {repo, path, to}}: a folder of a repo copied into the workspace."""
+    repos = parsed["repos"]
+    schema = {"repo": (s.ref(repos, "repo", "repos"), True), "path": (s.relpath("the repo"), True),
+              "to": (s.relpath("the workspace root"), True)}
+    out = {}
+    for name, item in s.entries(ck, ("copies",), data.get("copies")):
+        f = s.fields(ck, ("copies", name), item, schema)
+        out[name] = Copy(name, f.get("repo"), f.get("path"), f.get("to"))
+    return out
+
+
+# --- the step -----------------------------------------------------------------------------------------
+
 
 IGNORED = ("__pycache__", "*.pyc")  # not copied (shutil.ignore_patterns)
 
@@ -87,4 +118,4 @@ def uses(spec: Any, machine: Any) -> set[str]:
     return {c.repo for c in spec.copies.values()}
 
 
-KIND = Kind("copy", compile, section="copies", uses=uses)
+KIND = Kind("copy", compile, section="copies", parse=parse, uses=uses)

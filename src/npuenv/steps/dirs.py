@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
+from .. import schema as s
 from .base import OK, Checked, Context, Kind, Step, containing_repo, missing, step_ids
 
 
@@ -39,4 +40,9 @@ def compile(spec: Any, machine: Any) -> list[Step]:
     return [DirsStep(spec.dirs, step_ids(*(containing_repo(spec, d) for d in spec.dirs)))]
 
 
-KIND = Kind("dirs", compile, section="dirs")
+def parse(ck: s.Checker, data: dict, parsed: dict) -> tuple[str, ...]:
+    """dirs: [PATH, ...]: folders made in the workspace (checkpoints, data, logs)."""
+    return tuple(s.scalar(ck, data, "dirs", s.list_of(s.relpath("the workspace root")), False) or ())
+
+
+KIND = Kind("dirs", compile, section="dirs", parse=parse)

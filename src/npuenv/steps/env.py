@@ -10,6 +10,9 @@ from PyTorch's CPU index on x86_64) becomes a uv source on an explicit index, wi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
 import json
 import os
 import re
@@ -22,6 +25,70 @@ from ..commands import logged_text, run
 from ..errors import CommandFailed
 from ..atomic import write_atomic
 from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, missing, step_ids
+from .. import schema as s
+
+
+# --- the spec section -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """`env.sources.torch: {index: pytorch-cpu, arch: [x86_64]}`: take a package from a named index only."""
+
+    package: str
+    index: str
+    arch: Tuple[str, ...] = ()  # empty: every architecture
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    venv: str
+    project: Optional[str]
+    editable: Tuple[str, ...]
+    requirements: Tuple[Tuple[str, str], ...]
+    packages: Tuple[str, ...]
+    wheels: Tuple[str, ...]
+    sources: Tuple[Source, ...] = ()
+
+
+def parse(ck: s.Checker, data: dict, parsed: dict) -> Optional[EnvSpec]:
+    """env: {venv, project?, editable?, requirements?, packages?, wheels?, sources?}"""
+    repos, wheels, indexes = parsed["repos"], parsed["wheels"], parsed["indexes"]
+    if data.get("env") is None:
+        return None
+    repo = s.ref(repos, "repo", "repos")
+    requirement = {"repo": (repo, True), "file": (s.relpath("the repo"), True)}
+    schema = {"venv": (s.relpath("the workspace root"), True), "project": (repo, False),
+              "editable": (s.list_of(repo), False),
+              "requirements": (s.list_of(lambda c, kp, v: s.fields(c, kp, v, requirement)), False),
+              "packages": (s.list_of(s.requirement), False),
+              "wheels": (s.list_of(s.ref(wheels, "wheel", "wheels")), False),
+              "sources": (lambda c, kp, v: _sources(c, kp, v, indexes), False)}
+    f = s.fields(ck, ("env",), data["env"], schema)
+    reqs = tuple((r.get("repo"), r.get("file")) for r in f.get("requirements", ()))
+    return EnvSpec(f.get("venv"), f.get("project"), f.get("editable", ()), reqs, f.get("packages", ()),
+                   f.get("wheels", ()), f.get("sources", ()))
+
+
+def _sources(ck: s.Checker, kp: s.KeyPath, value: Any, indexes: Dict[str, str]) -> Tuple[Source, ...]:
+    """`sources: {torch: {index: pytorch-cpu, arch: [x86_64]}}`: a package taken from a named index."""
+    if not s.mapping(ck, kp, value):
+        return ()
+    schema = {"index": (s.ref(indexes, "index", "indexes"), True), "arch": (s.arches, False)}
+    out = []
+    for package, item in value.items():
+        if s.is_tls_key(package):
+            continue
+        if s.package(ck, kp + (package,), package) is None:
+            continue
+        f = s.fields(ck, kp + (package,), item, schema)
+        if f.get("index"):
+            out.append(Source(package, f["index"], f.get("arch") or ()))
+    return tuple(out)
+
+
+# --- the step -----------------------------------------------------------------------------------------
+
 
 # index settings from the box would silently change what gets installed: the spec names the index
 FOREIGN_INDEX_VARS = ("UV_INDEX", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
@@ -320,4 +387,4 @@ def _applies(req: Any, arch: str) -> bool:
                                                        "extra": ""})
 
 
-KIND = Kind("env", compile, section="env", uses=uses, problems=problems)
+KIND = Kind("env", compile, section="env", parse=parse, uses=uses, problems=problems, needs_index=True)

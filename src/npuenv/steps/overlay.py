@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Dict
+
 import os
 from pathlib import Path
 from typing import IO, Any
@@ -9,6 +12,36 @@ from typing import IO, Any
 from ..errors import NpuenvError
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Kind, Step, drifted, fresh_tmp_sibling, missing, patches_of, step_ids
+from .. import schema as s
+
+
+# --- the spec section -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overlay:
+    name: str
+    from_repo: str
+    from_path: str
+    to_repo: str
+    to_path: str
+
+
+def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Overlay]:
+    """overlays: {NAME: {from: {repo, path}, to: {repo, path}}}"""
+    repos = parsed["repos"]
+    end = {"repo": (s.ref(repos, "repo", "repos"), True), "path": (s.relpath("the repo"), True)}
+    side: s.Check = lambda c, kp, value: s.fields(c, kp, value, end)  # noqa: E731
+    schema = {"from": (side, True), "to": (side, True)}
+    out = {}
+    for name, item in s.entries(ck, ("overlays",), data.get("overlays")):
+        f = s.fields(ck, ("overlays", name), item, schema)
+        src, dst = f.get("from") or {}, f.get("to") or {}
+        out[name] = Overlay(name, src.get("repo"), src.get("path"), dst.get("repo"), dst.get("path"))
+    return out
+
+
+# --- the step -----------------------------------------------------------------------------------------
 
 
 class OverlayStep(Step):
@@ -79,4 +112,4 @@ def uses(spec: Any, machine: Any) -> set[str]:
     return {o.from_repo for o in spec.overlays.values()} | {o.to_repo for o in spec.overlays.values()}
 
 
-KIND = Kind("overlay", compile, section="overlays", uses=uses)
+KIND = Kind("overlay", compile, section="overlays", parse=parse, uses=uses)

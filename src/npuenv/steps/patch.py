@@ -6,12 +6,60 @@ FFmpeg on the box), an applied patch is reversed, so the checkout is what the sp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict
+
 from typing import IO, Any, Optional
 
 from .. import git, toolchain
 from ..errors import PatchError
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Kind, Step, drifted, missing
+from .. import schema as s
+
+
+# --- the spec section -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`when: {pkgconfig: libavcodec, version: ">=59"}`: true when the installed module's version matches."""
+
+    pkgconfig: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Patch:
+    name: str
+    repo: str
+    file: Path
+    when: Optional[Condition] = None
+
+
+CONDITION = {"pkgconfig": (s.package, True), "version": (s.specifier, True)}
+
+
+def _condition(ck: s.Checker, kp: s.KeyPath, value: Any) -> Optional[Condition]:
+    f = s.fields(ck, kp, value, CONDITION)
+    return Condition(f["pkgconfig"], f["version"]) if f.get("pkgconfig") and f.get("version") else None
+
+
+def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Patch]:
+    """patches: {NAME: {repo, file, when?}}"""
+    repos = parsed["repos"]
+    schema = {"repo": (s.ref(repos, "repo", "repos"), True), "file": (s.patch_file, True),
+              "when": (_condition, False)}
+    out = {}
+    for name, item in s.entries(ck, ("patches",), data.get("patches")):
+        f = s.fields(ck, ("patches", name), item, schema)
+        out[name] = Patch(name, f.get("repo"), f.get("file"), f.get("when"))
+    return out
+
+
+# --- the step -----------------------------------------------------------------------------------------
+
 
 # zero-context hunks are allowed: some patches only know the exact lines they change
 APPLY = ["apply", "--unidiff-zero", "--whitespace=nowarn"]
@@ -135,4 +183,4 @@ def compile(spec: Any, machine: Any) -> list[Step]:
     return [PatchStep(patch, spec.repos[patch.repo], (f"repo:{patch.repo}",)) for patch in spec.patches.values()]
 
 
-KIND = Kind("patch", compile, section="patches")
+KIND = Kind("patch", compile, section="patches", parse=parse)

@@ -13,6 +13,7 @@ from typing import IO, Any, Optional
 
 from .. import pythons
 from ..errors import NpuenvError, UsageError
+from .. import schema as s
 from .base import OK, Checked, Context, Kind, Step, drifted, missing
 
 
@@ -118,4 +119,9 @@ def compile(spec: Any, machine: Any) -> list[Step]:
     return [PythonStep(spec.python)]
 
 
-KIND = Kind("python", compile, section="python")
+def parse(ck: s.Checker, data: dict, parsed: dict) -> Optional[str]:
+    """python: "3.10" (or "3.10.14"): the target env's interpreter version. Required."""
+    return s.scalar(ck, data, "python", s.python, True)
+
+
+KIND = Kind("python", compile, section="python", parse=parse)

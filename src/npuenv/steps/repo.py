@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Dict, Optional
+
 import os
 from pathlib import Path
 from typing import IO, Any
@@ -10,6 +13,52 @@ from .. import git
 from ..errors import GitError, Unreachable
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, fresh_tmp_sibling, missing, step_ids
+from .. import schema as s
+
+
+# --- the spec section -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Repo:
+    name: str
+    url: str
+    commit: str
+    path: str
+    ref: Optional[str] = None
+    submodules: bool = False
+
+
+REPO = {"url": (s.https, True), "ref": (s.nonempty, False), "commit": (s.commit, True),
+        "path": (s.relpath("the workspace root"), True), "submodules": (s.boolean, False)}
+
+
+def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Repo]:
+    """repos: {NAME: {url, commit, path, ref?, submodules?}}"""
+    repos = {}
+    for name, item in s.entries(ck, ("repos",), data.get("repos")):
+        f = s.fields(ck, ("repos", name), item, REPO)
+        repos[name] = Repo(name, f.get("url"), f.get("commit"), f.get("path"), f.get("ref"),
+                           bool(f.get("submodules") or False))
+    _check_repo_paths(ck, repos)
+    return repos
+
+
+def _check_repo_paths(ck: s.Checker, repos: Dict[str, Repo]) -> None:
+    seen: Dict[str, str] = {}
+    for name, repo in repos.items():
+        if repo.path is None:
+            continue
+        if repo.path in seen:
+            other = ("repos", seen[repo.path], "path")
+            loc = ck.loc(other)
+            ck.add(("repos", name, "path"), f"{repo.path!r} is also the path of repo {seen[repo.path]!r} "
+                                            f"({loc.shown}:{loc.line}): each repo needs its own folder")
+        else:
+            seen[repo.path] = name
+
+
+# --- the step -----------------------------------------------------------------------------------------
 
 
 class RepoStep(Step):
@@ -145,4 +194,4 @@ def compile(spec: Any, machine: Any) -> list[Step]:
                      owned_by=tuple(changers[repo.name])) for repo in spec.repos.values()]
 
 
-KIND = Kind("repo", compile, section="repos")
+KIND = Kind("repo", compile, section="repos", parse=parse)

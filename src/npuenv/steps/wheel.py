@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Dict
+from urllib.parse import unquote, urlsplit
+
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -9,6 +13,106 @@ from ..confine import remove
 from ..errors import FetchError, NpuenvError, Unreachable
 from ..digest import sha256_file
 from .base import OK, Checked, Context, Kind, Step, drifted, missing
+from .. import schema as s
+
+
+# --- the spec section -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    filename: str
+    sha256: str
+    url: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Wheel:
+    name: str
+    package: str
+    version: str
+    source: str
+    files: Dict[str, WheelFile]
+
+
+WHEEL = {"package": (s.package, True), "version": (s.version, True), "source": (s.choice("index", "url"), True),
+         "files": (lambda ck, kp, value: wheel_files(ck, kp, value), True)}
+
+
+WHEEL_FILE = {"filename": (s.nonempty, False), "url": (s.https, False), "sha256": (s.sha256, True)}
+
+
+def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Wheel]:
+    """wheels: {NAME: {package, version, source: index|url, files: {ARCH: {filename?, url?, sha256}}}}"""
+    out = {}
+    for name, item in s.entries(ck, ("wheels",), data.get("wheels")):
+        kp = ("wheels", name)
+        f = s.fields(ck, kp, item, WHEEL)
+        wheel = Wheel(name, f.get("package"), f.get("version"), f.get("source"), f.get("files") or {})
+        check_wheel_files(ck, kp, wheel)
+        out[name] = wheel
+    return out
+
+
+def wheel_files(ck: s.Checker, kp: s.KeyPath, value: Any) -> Dict[str, WheelFile]:
+    if not s.mapping(ck, kp, value):
+        return {}
+    if not value:
+        ck.add(kp, f"give at least one file, keyed by architecture ({', '.join(s.ARCHES)})")
+    out = {}
+    for arch, item in value.items():
+        if s.is_tls_key(arch):
+            continue
+        if arch not in s.ARCHES:
+            ck.add(kp + (arch,), f"unknown architecture {arch!r}: use the name `uname -m` prints on "
+                                 f"Linux ({', '.join(s.ARCHES)})")
+        out[arch] = _wheel_file(ck, kp + (arch,), item)
+    return out
+
+
+def _wheel_file(ck: s.Checker, kp: s.KeyPath, item: Any) -> WheelFile:
+    f = s.fields(ck, kp, item, WHEEL_FILE)
+    filename, url = f.get("filename"), f.get("url")
+    if filename is None and url is not None:
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    elif filename is None and isinstance(item, dict) and "filename" not in item and "url" not in item:
+        ck.add(kp + ("filename",), "missing (required when the file has no url)", at=kp)
+    return WheelFile(filename, f.get("sha256"), url)
+
+
+def check_wheel_files(ck: s.Checker, kp: s.KeyPath, wheel: Wheel) -> None:
+    """Each file: a wheel of this package and version for its architecture; a url when source is url."""
+    for arch, wf in wheel.files.items():
+        fkp = kp + ("files", arch)
+        if wheel.source == "url" and wf.url is None and (fkp + ("url",)) not in ck.locs:
+            ck.add(fkp, "source is 'url' but this file has no url (give one, or use source: index)")
+        if wf.filename is None or wheel.package is None or wheel.version is None or not ck.pep:
+            continue
+        problem = _wheel_filename_problem(wf, wheel, arch)
+        if problem:
+            ck.add(fkp + ("filename",), problem)
+        elif wf.url is not None and unquote(urlsplit(wf.url).path).rsplit("/", 1)[-1] != wf.filename:
+            ck.add(fkp + ("url",), f"the url does not end in the file name {wf.filename!r}")
+
+
+def _wheel_filename_problem(wf: WheelFile, wheel: Wheel, arch: str) -> str:
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        name, version, _build, tags = parse_wheel_filename(wf.filename)
+    except (InvalidWheelFilename, InvalidVersion) as exc:
+        return f"not a wheel file name: {exc}"
+    if canonicalize_name(name) != canonicalize_name(wheel.package):
+        return f"{wf.filename!r} is a wheel of {name!r}, not of {wheel.package!r}"
+    if version != Version(wheel.version):
+        return f"{wf.filename!r} is version {version}, not {wheel.version}"
+    if arch in s.ARCHES and not any(t.platform == "any" or t.platform.endswith(arch) for t in tags):
+        return f"{wf.filename!r} is not a wheel for {arch}"
+    return ""
+
+
+# --- the step -----------------------------------------------------------------------------------------
 
 
 class WheelStep(Step):
@@ -119,4 +223,4 @@ def problems(spec: Any, machine: Any, requires: dict) -> list[str]:
             for w in spec.wheels.values() if machine.arch not in w.files]
 
 
-KIND = Kind("wheel", compile, section="wheels", problems=problems)
+KIND = Kind("wheel", compile, section="wheels", parse=parse, problems=problems, needs_index=True)
