@@ -24,7 +24,7 @@ import pytest
 from npuenv.npu import kill as killnpu
 from npuenv.errors import UsageError
 from npuenv.npu.kill import HOST_PID, SKIP, STOP, Config, discover, make_plan, recheck, stop
-from npuenv.npu.procs import ProcessTable, read_stat
+from npuenv.npu.procs import ProcessTable, read_stat, short_command
 from tests.world.npu import NpuLab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,6 +225,16 @@ def test_failing_npu_smi_leaves_proc_discovery_working(lab, tmp_path):
     assert snapshot.smi is None and snapshot.holders == {mine.pid: frozenset({0})}
     assert snapshot.notes == ["npu-smi info failed (exit 1: dcmi module initialize failed. ret is -8005): "
                               "using /proc only"]
+
+
+def test_short_command_drops_the_programs_folder_and_cuts_to_the_width():
+    """One helper for kill-npu's table and doctor's npu.processes."""
+    assert short_command("/x/.venv/bin/python train.py --lr 1") == "python train.py --lr 1"
+    assert short_command("torchrun --nproc_per_node 8") == "torchrun --nproc_per_node 8"
+    assert short_command("") == "?" and short_command("/usr/bin/sleep") == "sleep"
+    cut = short_command("python " + "x" * 80, 20)
+    assert cut == "python " + "x" * 12 + "…" and len(cut) == 20
+    assert len(short_command("python " + "x" * 80)) == 60
 
 
 def test_find_npu_smi(tmp_path, monkeypatch):

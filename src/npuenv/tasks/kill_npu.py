@@ -112,16 +112,6 @@ def _user_text(tag: Any) -> str:
     return "-" if tag is None else ("?" if tag == UNREADABLE else tag)
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _command(text: str, width: int) -> str:
-    """The command line with its program's folder dropped: `/x/.venv/bin/python train.py` -> `python train.py`."""
-    head, _, rest = (text or "?").partition(" ")
-    return _cut(f"{os.path.basename(head) if head.startswith('/') else head} {rest}".strip(), width)
-
-
 def _table(console: Any, header: list[str], rows: list[list[str]], right: Iterable[int] = ()) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
@@ -134,13 +124,15 @@ def _table(console: Any, header: list[str], rows: list[list[str]], right: Iterab
 
 
 def _render_plan(console: Any, plan: Any, grace: float) -> None:
+    from ..npu.procs import short_command
+
     for note in plan.notes:
         console.line(f"note: {note}")
     if not plan.rows:
         console.line("no process holds an NPU" + (" in scope" if plan.scope else ""))
         return
     rows = [[str(r.device), str(r.pid), str(r.root) if r.root else "-", _user_text(r.tag),
-             f"{r.memory_mb} MB" if r.memory_mb is not None else "-", _command(r.command, 48),
+             f"{r.memory_mb} MB" if r.memory_mb is not None else "-", short_command(r.command, 48),
              r.action + (f": {r.reason}" if r.reason else "")] for r in plan.rows]
     header = ["NPU", "PID", "ROOT", "USER", "MEMORY", "COMMAND", "ACTION"]
     if any(r.host_pid is not None for r in plan.rows):  # npu-smi shows the host's PIDs in a column of their own
@@ -167,10 +159,10 @@ def _render_plan(console: Any, plan: Any, grace: float) -> None:
         members = [t for t in plan.targets if t.root == root]
         head = next((t for t in members if t.pid == root), members[-1])
         console.line(f"  tree {root} ({_user_text(head.owner if head.owner is not None else head.tag)}): "
-                     f"{_command(head.command, 60)}")
+                     f"{short_command(head.command, 60)}")
         for t in members:
             held = f"  [NPU {', '.join(map(str, sorted(t.devices)))}]" if t.devices else ""
-            console.line(f"    {t.pid:>7}  {_command(t.command, 60)}{held}")
+            console.line(f"    {t.pid:>7}  {short_command(t.command, 60)}{held}")
     for z in plan.zombies:
         console.line(f"  zombie {z.pid} (parent {z.ppid}): already exited, holds no device file; not signalled")
 
@@ -207,8 +199,9 @@ def _render_states(console: Any, states: list[Any], identity: bool = True) -> No
 
 def _holder_text(row: Any) -> str:
     from ..npu.kill import HOST_PID
+    from ..npu.procs import short_command
 
     if row.reason == HOST_PID:
         return HOST_PID
     user = "untagged" if row.tag is None else _user_text(row.tag)
-    return f"{user}: {_command(row.command, 40)}"
+    return f"{user}: {short_command(row.command, 40)}"
