@@ -21,7 +21,7 @@ from typing import Dict
 import pytest
 
 from npuenv import cann, workspace
-from npuenv.npu import smoke
+from npuenv.npu import logtriage, smoke
 from npuenv.errors import NpuenvError
 from npuenv.plan import compile_steps
 from npuenv.spec import load_spec
@@ -146,10 +146,15 @@ def test_parse_report_refuses_output_without_a_result(text):
     ("RuntimeError: HCCL function error: HcclCommInitRootInfo(numRanks, &rootInfo, rank, &(comm->hcclComm_)), "
      "error code is 7", ["kill-npu", "NPUS_PER_NODE"]),
 ])
-def test_known_failures_get_the_doctors_hint_and_the_fallback_agrees(text, words):
-    for hint in (smoke.hint_for(text), smoke.fallback_hint(text)):
-        assert all(word in hint for word in words), hint
+def test_known_failures_get_the_hint_from_the_doctors_table(text, words):
+    """One source of causes and fixes: logtriage's table (what `invoke doctor --log` says), nothing of smoke's own."""
+    found = logtriage.triage(text)
+    known = {k.kind: k for k in logtriage.KNOWN}[found[0].kind]
+    hint = smoke.hint_for(text)
+    assert hint == f"{known.cause}; fix: {known.fix}"
+    assert all(word in hint for word in words), hint
     assert smoke.hint_for("RuntimeError: something nobody has seen") == ""
+    assert not hasattr(smoke, "FALLBACK_HINTS") and not hasattr(smoke, "fallback_hint")
 
 
 def test_render_lines_shows_each_probe_with_result_seconds_and_hint():

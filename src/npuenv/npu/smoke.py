@@ -6,10 +6,8 @@ Used by the `smoke` step (the last step of bootstrap) and by `invoke smoke`. Not
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import re
 import subprocess
 import time
 from collections.abc import Mapping
@@ -17,9 +15,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from ..cann import SET_ENV as CANN_SET_ENV, SET_ENV_VARIABLE as CANN_SET_ENV_VARIABLE, sourced
+from ..cann import SET_ENV_VARIABLE as CANN_SET_ENV_VARIABLE, sourced
 from ..data import TEST_VIDEO
-from ..errors import NpuenvError, SmokeError, SmokeFailed
+from ..errors import SmokeError, SmokeFailed
 
 SCRIPT = Path(__file__).with_name("smoke_script.py")
 DEFAULT_TIMEOUT = 900.0  # the whole script: importing torch_npu, every device, the all-reduce
@@ -221,37 +219,10 @@ def _probe(item: Any, index: int) -> Probe:
 
 # --- hints ------------------------------------------------------------------------------------------------
 
-# Used only where npuenv.npu.logtriage (the doctor's table, the one source of these) is missing; texts: UPSTREAM.md.
-FALLBACK_HINTS: tuple[tuple[str, str], ...] = (
-    (r"libhccl\.so|libascendcl\.so|Please run 'source set_env\.sh'",
-     f"CANN is not sourced: run `source {CANN_SET_ENV}` before anything imports torch_npu (npuenv sources "
-     f"${CANN_SET_ENV_VARIABLE} or that file when it exists)"),
-    (r"EH9999|init env failed",
-     "CANN's own Python dependencies are missing in the target env (decorator, sympy, cffi, protobuf, attrs, "
-     "pyyaml, psutil, scipy): add them to env.packages in the spec and run bootstrap again"),
-    (r"error code is 7\b|HCCL_E_UNAVAIL|EJ0001",
-     "HCCL error code 7: a previous process still holds an NPU (`invoke kill-npu`), or more ranks than NPUs "
-     "were started (set NPUS_PER_NODE to the device count)"),
-    (r"error code is 11\b|EJ0003|port have been bound",
-     "HCCL error code 11: a stale process holds the port: `invoke kill-npu`, or use another MASTER_PORT"),
-)
-
-
-def fallback_hint(text: str) -> str:
-    for pattern, hint in FALLBACK_HINTS:
-        if re.search(pattern, text):
-            return hint
-    return ""
-
-
 def hint_for(text: str) -> str:
-    """The doctor's cause and fix for the first known error in `text` (npuenv.npu.logtriage), else ''."""
-    try:
-        logtriage = importlib.import_module(f"{__package__}.logtriage")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.logtriage":
-            raise
-        return fallback_hint(text)
+    """The doctor's cause and fix for the first known error in `text` (npuenv.npu.logtriage's table), else ''."""
+    from . import logtriage  # compiles its table: only when a probe failed, not in every bootstrap
+
     found = logtriage.triage(text)
     return f"{found[0].cause}; fix: {found[0].fix}" if found else ""
 
