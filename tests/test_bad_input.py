@@ -7,7 +7,6 @@ runs in (its cwd, HOME and TMPDIR) changes only under the root, and this checkou
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field

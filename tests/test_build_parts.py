@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from npuenv import buildlog, toolchain
+from npuenv.keyvalues import parse_key_values
 from npuenv.spec import load_spec
 from npuenv.machine import glibc_version
 from npuenv.steps.build import choose_strategy
@@ -29,15 +30,22 @@ OPENEULER = 'NAME="openEuler"\nID="openEuler"\nVERSION_ID="22.03"\n'
     (OPENEULER, ["dnf", "install", "-y", "cmake", "gcc-c++", "ffmpeg-devel"]),
 ])
 def test_install_command_per_distribution(text, command):
-    found = toolchain.install_command(toolchain.parse_os_release(text), ["cmake", "c++", "libavcodec"])
+    found = toolchain.install_command(parse_key_values(text), ["cmake", "c++", "libavcodec"])
     assert found == command
 
 
 def test_euleros_uses_yum_unless_dnf_exists_and_unknown_distros_get_none():
-    command = toolchain.install_command(toolchain.parse_os_release(EULER), ["libavcodec", "libavformat"])
+    command = toolchain.install_command(parse_key_values(EULER), ["libavcodec", "libavformat"])
     assert command[0] in ("yum", "dnf") and command[1:] == ["install", "-y", "ffmpeg-devel"]
     assert command[0] == ("dnf" if shutil.which("dnf") else "yum")
     assert toolchain.install_command({"ID": "plan9"}, ["cmake"]) is None
+
+
+def test_key_value_files_os_release_and_cann_versions_share_one_parser():
+    """/etc/os-release and CANN's version files: comments skipped, quotes and spaces removed, other lines ignored."""
+    text = '# a comment\n  ID="openEuler"  \n#ID=fake\nversion=8.0.RC3\nPRETTY_NAME=\'Open Euler\'\nno pair here\n=x\n'
+    assert parse_key_values(text) == {"ID": "openEuler", "version": "8.0.RC3", "PRETTY_NAME": "Open Euler"}
+    assert toolchain.family(parse_key_values(text)) == "rhel"
 
 
 def test_ffmpeg_release_from_libavcodec():

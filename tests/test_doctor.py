@@ -28,7 +28,7 @@ from npuenv.doctor.context import build_context
 from npuenv.errors import UsageError
 from npuenv.npu.kill import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE
 from npuenv.spec import load_spec
-from npuenv.toolchain import parse_os_release
+from npuenv.keyvalues import parse_key_values
 from npuenv.trust import CLIENT_VARS, build_bundle
 from tests.world.cann import TORCH_NPU_NEEDS_CANN, StandInCann, make_cann
 from tests.world.fixtures import World, clean_env
@@ -181,7 +181,7 @@ def _os_release(family: str) -> dict:
     text = {"debian": 'PRETTY_NAME="Ubuntu 22.04.4 LTS"\nID=ubuntu\nID_LIKE=debian\n',
             "euler": 'NAME="EulerOS"\nID="euleros"\nPRETTY_NAME="EulerOS 2.0 (SP10)"\n',
             "plan9": 'ID=plan9\nPRETTY_NAME="Plan 9"\n'}[family]
-    return parse_os_release(text)
+    return parse_key_values(text)
 
 
 def on(ctx, **machine: object):

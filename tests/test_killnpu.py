@@ -12,6 +12,7 @@ signalled and still runs (`assert_the_table_is_the_truth`).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,8 +24,10 @@ import pytest
 
 from npuenv.npu import kill as killnpu
 from npuenv.errors import UsageError
-from npuenv.npu.kill import HOST_PID, SKIP, STOP, Config, discover, make_plan, recheck, stop
-from npuenv.npu.procs import ProcessTable, read_stat
+from npuenv.npu.kill import (DECLINED, DRY_RUN, HOST_PID, NOTHING_TO_STOP, SKIP, STOP, STOPPED, Config, KillResult,
+                             StopReport, carry_out, discover, make_plan, recheck, stop, survey)
+from npuenv.render import kill_npu as render
+from npuenv.npu.procs import ProcessTable, read_stat, short_command
 from tests.world.npu import NpuLab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -227,6 +230,16 @@ def test_failing_npu_smi_leaves_proc_discovery_working(lab, tmp_path):
                               "using /proc only"]
 
 
+def test_short_command_drops_the_programs_folder_and_cuts_to_the_width():
+    """One helper for kill-npu's table and doctor's npu.processes."""
+    assert short_command("/x/.venv/bin/python train.py --lr 1") == "python train.py --lr 1"
+    assert short_command("torchrun --nproc_per_node 8") == "torchrun --nproc_per_node 8"
+    assert short_command("") == "?" and short_command("/usr/bin/sleep") == "sleep"
+    cut = short_command("python " + "x" * 80, 20)
+    assert cut == "python " + "x" * 12 + "…" and len(cut) == 20
+    assert len(short_command("python " + "x" * 80)) == 60
+
+
 def test_find_npu_smi(tmp_path, monkeypatch):
     fake = tmp_path / "bin" / "npu-smi"
     fake.parent.mkdir()
@@ -338,6 +351,74 @@ def test_task_refuses_all_with_user(lab):
     assert "error: --all and --user bob contradict each other" in done.stderr
     assert "--all (without --user)" in done.stderr
     assert all(lab.alive(p) for p in processes)
+
+
+def test_task_json_prints_the_plan_the_stop_and_each_npu_afterwards(lab):
+    """--json prints one object from the same results the table is made of: the plan (rows, targets), the stop
+    report, and each NPU afterwards."""
+    alice, bob = lab.start_many([dict(tag="alice", devices=[0], children=[dict()]), dict(tag="bob", devices=[1])])
+    host = lab.list_host_pid(3)
+
+    done = invoke(lab, "--json", "--yes", "--grace", "2", user="alice")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert (data["outcome"], data["grace"]) == (STOPPED, 2.0) and lab.gone(alice) and lab.alive(bob)
+    plan = data["plan"]
+    assert (plan["user"], plan["all_users"], plan["scope"], plan["roots"]) == ("alice", False, None, [alice.pid])
+    rows = {r["pid"]: r for r in plan["rows"]}
+    assert (rows[alice.pid]["action"], rows[alice.pid]["tag"], rows[alice.pid]["device"]) == (STOP, "alice", 0)
+    assert (rows[bob.pid]["action"], rows[bob.pid]["reason"]) == (SKIP, "bob's: --all includes it")
+    assert (rows[host]["action"], rows[host]["reason"]) == (SKIP, HOST_PID)
+    assert sorted(t["pid"] for t in plan["targets"]) == sorted([alice.pid, *alice.tree()[1:]])
+    assert sorted(data["stop"]["terminated"]) == sorted(t["pid"] for t in plan["targets"])
+    assert data["stop"]["survivors"] == [] and data["stop"]["grace"] == 2.0
+    devices = {d["device"]: d for d in data["devices"]}
+    assert devices[0]["free"] is True and devices[0]["holders"] == []
+    assert [h["pid"] for h in devices[1]["holders"]] == [bob.pid] and devices[1]["free"] is False
+    assert "NPU  PID" not in done.stdout and "Traceback" not in done.stderr
+
+
+def test_task_json_dry_run_and_without_yes(lab):
+    mine = lab.start(tag="alice", devices=[0])
+    dry = invoke(lab, "--json", "--dry-run", user="alice")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    data = json.loads(dry.stdout)
+    assert (data["outcome"], data["stop"]) == (DRY_RUN, None) and [t["pid"] for t in data["plan"]["targets"]] == [mine.pid]
+    assert [h["pid"] for h in data["devices"][0]["holders"]] == [mine.pid]  # as the plan saw it
+    unasked = invoke(lab, "--json", user="alice")
+    assert unasked.returncode == 2 and unasked.stdout == ""
+    assert "--json asks nothing" in unasked.stderr and "--yes" in unasked.stderr
+    assert lab.alive(mine) and lab.signalled() == {}
+
+
+def test_carry_out_asks_only_when_there_is_something_to_stop(lab):
+    mine = lab.start(tag="alice", devices=[0])
+    asked = []
+
+    def no(plan):
+        asked.append(len(plan.targets))
+        return False
+
+    nobody = carry_out(survey(lab.env("carol"), devices=[0]), 1.0, confirm=no)
+    assert (nobody.outcome, asked, nobody.report) == (NOTHING_TO_STOP, [], None)
+    command = short_command(ProcessTable().command(mine.pid), 40)
+    assert render.result_lines(nobody) == [f"NPU 0: held by {mine.pid} (alice: {command})"]
+    declined = carry_out(survey(lab.env("alice")), 1.0, confirm=no)
+    assert (declined.outcome, asked) == (DECLINED, [1]) and render.result_lines(declined) == ["nothing was signalled"]
+    assert lab.alive(mine) and lab.signalled() == {}
+    with pytest.raises(UsageError, match="--all and --user bob contradict"):
+        survey(lab.env("alice"), "bob", all_users=True)
+
+
+def test_survivors_fail_the_run_with_a_hint(lab):
+    plan = make_plan(discover(lab.config()), user="alice")
+    assert killnpu.failure(KillResult(STOPPED, plan, 1.0, StopReport(terminated=[7]))) is None
+    error = killnpu.failure(KillResult(STOPPED, plan, 1.0, StopReport(killed=[8, 9], survivors=[8, 9], grace=1.0)))
+    assert error.message == "2 process(es) survived SIGKILL: 8, 9" and "state D" in error.hint
+    line = render.stop_lines(StopReport(terminated=[7], killed=[8, 9], survivors=[8, 9], grace=1.0, seconds=6.04))
+    assert line == ["stopped in 6.0 s: 1 exited on SIGTERM; 2 killed with SIGKILL after 1 s (8, 9); "
+                    "2 survived (8, 9)"]
 
 
 HOST_PID_NPU_SMI = """#!/bin/sh

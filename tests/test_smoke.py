@@ -21,9 +21,11 @@ from typing import Dict
 import pytest
 
 from npuenv import cann, workspace
-from npuenv.npu import smoke
+from npuenv.npu import logtriage, smoke
 from npuenv.errors import NpuenvError
 from npuenv.machine import Machine
+from npuenv.render import smoke as render_smoke, to_json
+from npuenv.results import Status
 from npuenv.plan import compile_steps
 from npuenv.spec import load_spec
 from npuenv.state import State
@@ -118,14 +120,15 @@ def test_parse_report_reads_a_captured_passing_run():
     assert (report.python, report.torch, report.torch_npu, report.devices) == ("3.11.7", "2.13.0+cpu",
                                                                               "2.1.0.post8", 2)
     allreduce = next(p for p in report.probes if p.name == "allreduce")
-    assert allreduce.status == "ok" and allreduce.seconds == pytest.approx(9.973)
+    assert allreduce.status is Status.OK and allreduce.ok is True and allreduce.seconds == pytest.approx(9.973)
     assert report.facts == {"smoke": 1, "machine": "x86_64"}
 
 
 def test_parse_report_reads_a_captured_failure_behind_library_chatter():
     report = smoke.parse_report(CAPTURED_FAIL)
     assert [p.name for p in report.failed] == ["torch_npu", "mindspeed.megatron_adaptor"]
-    assert report.count("skipped") == 6 and report.count("ok") == 1
+    assert report.counts[Status.SKIP] == 6 and report.counts[Status.OK] == 1 and report.counts[Status.FAIL] == 2
+    assert [p.ok for p in report.probes[:2]] == [False, None] and report.probes[1].status is Status.SKIP
     assert LIBHCCL in report.failed[0].error and "Traceback" in report.failed[0].log
     assert not report.passed and report.torch_npu is None
 
@@ -146,15 +149,20 @@ def test_parse_report_refuses_output_without_a_result(text):
     ("RuntimeError: HCCL function error: HcclCommInitRootInfo(numRanks, &rootInfo, rank, &(comm->hcclComm_)), "
      "error code is 7", ["kill-npu", "NPUS_PER_NODE"]),
 ])
-def test_known_failures_get_the_doctors_hint_and_the_fallback_agrees(text, words):
-    for hint in (smoke.hint_for(text), smoke.fallback_hint(text)):
-        assert all(word in hint for word in words), hint
+def test_known_failures_get_the_hint_from_the_doctors_table(text, words):
+    """One source of causes and fixes: logtriage's table (what `invoke doctor --log` says), nothing of smoke's own."""
+    found = logtriage.triage(text)
+    known = {k.kind: k for k in logtriage.KNOWN}[found[0].kind]
+    hint = smoke.hint_for(text)
+    assert hint == f"{known.cause}; fix: {known.fix}"
+    assert all(word in hint for word in words), hint
     assert smoke.hint_for("RuntimeError: something nobody has seen") == ""
+    assert not hasattr(smoke, "FALLBACK_HINTS") and not hasattr(smoke, "fallback_hint")
 
 
-def test_render_lines_shows_each_probe_with_result_seconds_and_hint():
+def test_the_table_shows_each_probe_with_result_seconds_and_hint():
     report = smoke.attach_hints(smoke.parse_report(CAPTURED_FAIL))
-    lines = smoke.render_lines(report)
+    lines = render_smoke.table(report)
     text = "\n".join(lines)
     row = next(line for line in lines if line.startswith("torch_npu "))
     assert "✗" in row and "4.2" in row and LIBHCCL in row
@@ -162,10 +170,27 @@ def test_render_lines_shows_each_probe_with_result_seconds_and_hint():
     assert any(line.startswith("megatron ") and "✓" in line for line in lines)
     assert any(line.startswith("tensor ") and " - " in line and "torch_npu did not import" in line for line in lines)
     assert lines[-1] == "smoke test FAILED: 1 ok, 2 failed, 6 skipped in 4.2s"
-    assert "hint:" not in "\n".join(smoke.render_lines(report, hints=False))
+    assert "hint:" not in "\n".join(render_smoke.table(report, hints=False))
     error = smoke.failure(report)
     assert error.message.splitlines()[0] == "smoke test failed: torch_npu, mindspeed.megatron_adaptor"
     assert "set_env.sh" in error.hint and "CANN: not sourced" in text
+    assert not hasattr(smoke, "SYMBOLS") and not hasattr(smoke, "render_lines")  # the library lays out nothing
+
+
+def test_json_keeps_the_keys_of_invoke_smoke_json():
+    """`invoke smoke --json` is a user contract: passed, the script's facts, how it ran, and per probe name, ok
+    (true, false, null for skipped), seconds, detail, error, and log and hint when there are any."""
+    report = smoke.attach_hints(smoke.parse_report(CAPTURED_FAIL))
+    data = json.loads(to_json(report))
+    assert list(data) == ["passed", "python", "executable", "torch", "torch_npu", "devices", "cann", "seconds",
+                          "facts", "wall", "set_env", "set_env_missing", "probes"]
+    assert data["passed"] is False and data["facts"] == {"smoke": 1, "machine": "x86_64"}
+    first, skipped = data["probes"][0], data["probes"][1]
+    assert list(first) == ["name", "ok", "seconds", "detail", "error", "log", "hint"]
+    assert (first["name"], first["ok"], first["detail"]) == ("torch_npu", False, "") and "set_env.sh" in first["hint"]
+    assert skipped == {"name": "is_available", "ok": None, "seconds": 0.0, "detail": "torch_npu did not import",
+                       "error": None}
+    assert [p.to_json() for p in report.probes] == data["probes"]
 
 
 def test_the_command_sources_set_env_with_arguments_never_a_string(tmp_path):
@@ -218,7 +243,7 @@ def test_two_stand_in_npus_pass_every_probe_with_cann_sourced(target, two_npus):
     cann, report = two_npus
     assert [p.name for p in report.probes] == TWO_NPU_PROBES
     failed = [p for p in report.failed if not (p.name == "decord" and not target.decord)]
-    assert failed == [], "\n".join(smoke.render_lines(report)) + report.stderr[-3000:]
+    assert failed == [], "\n".join(render_smoke.table(report)) + report.stderr[-3000:]
     by_name = {p.name: p for p in report.probes}
     assert by_name["allreduce"].detail == "2 ranks over hccl (torchrun), sum 2 on every rank"
     assert by_name["allreduce"].seconds > 0 and by_name["torch_npu"].seconds > 0
@@ -244,7 +269,7 @@ def test_cann_not_sourced_fails_the_import_and_the_hint_says_source_set_env(targ
     first = report.failed[0]
     assert LIBHCCL in first.error and "set_env.sh" in first.hint
     assert [p.ok for p in report.probes if p.name in ("is_available", "tensor", "allreduce")] == [None] * 3
-    text = "\n".join(smoke.render_lines(report))
+    text = "\n".join(render_smoke.table(report))
     assert f"{missing} not found" in text and "hint:" in text
     assert "NPUENV_CANN_SET_ENV" in smoke.failure(report).hint
 

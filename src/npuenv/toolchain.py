@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .keyvalues import parse_key_values
+
 # tool or pkg-config module -> package, per distribution family
 PACKAGES = {
     "debian": {
@@ -32,16 +34,6 @@ PACKAGES = {
 INSTALLERS = {"debian": ["apt-get", "install", "-y"], "rhel": ["yum", "install", "-y"]}
 FAMILIES = {"debian": "debian", "ubuntu": "debian", "euleros": "rhel", "openeuler": "rhel", "centos": "rhel",
             "rhel": "rhel", "fedora": "rhel", "rocky": "rhel", "almalinux": "rhel", "kylin": "rhel"}
-
-
-def parse_os_release(text: str) -> dict[str, str]:
-    """KEY=value lines of /etc/os-release, quotes removed."""
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            out[key.strip()] = value.strip().strip('"').strip("'")
-    return out
 
 
 def family(os_release: Mapping[str, str]) -> Optional[str]:
@@ -67,7 +59,7 @@ def install_command(os_release: Mapping[str, str], missing: Sequence[str], dnf: 
 def read_os_release(path: str = "/etc/os-release") -> dict[str, str]:
     try:
         with open(path, encoding="utf-8") as handle:
-            return parse_os_release(handle.read())
+            return parse_key_values(handle.read())
     except OSError:
         return {}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..keyvalues import parse_key_values
 from ..npu import compat
 from .base import CheckResult, check, fail, ok, skip, warn
 
@@ -21,19 +22,6 @@ HOME_VARIABLES = ("ASCEND_TOOLKIT_HOME", "ASCEND_HOME_PATH")
 
 
 # --- pure parsers -------------------------------------------------------------------------------------
-
-
-def parse_key_values(text: str) -> dict[str, str]:
-    """KEY=value lines (comments and other lines ignored, quotes removed)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            out[key.strip()] = value.strip().strip('"').strip("'")
-    return out
 
 
 def parse_install_info(text: str) -> Optional[str]:

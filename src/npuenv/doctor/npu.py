@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from ..npu import kill as killnpu
-from ..npu.procs import UNREADABLE
+from ..npu.procs import UNREADABLE, short_command
 from .base import CheckResult, check, fail, ok, skip, warn
 
 NO_SMI = "npu-smi did not run (see npu.smi)"
@@ -150,13 +150,6 @@ def _health(device) -> str:
     return device.health.strip() or "no health value"
 
 
-def _command(text: str) -> str:
-    """`/x/.venv/bin/python train.py` -> `python train.py`, cut to 60 characters."""
-    head, _, rest = (text or "?").partition(" ")
-    shown = f"{os.path.basename(head) if head.startswith('/') else head} {rest}".strip()
-    return shown if len(shown) <= 60 else shown[:59] + "…"
-
-
 def _holders(rows: list, identity: bool = True) -> list[str]:
     """One line per process: its NPUs (and npu-smi's card and chip, where they differ), whose it is, its
     memory, its command."""
@@ -172,7 +165,7 @@ def _holders(rows: list, identity: bool = True) -> list[str]:
         npus = ", ".join(str(r.device) for r in mine)
         cards = ", ".join(f"card {r.card[0]} chip {r.card[1]}" for r in mine if r.card is not None)
         where = f"{cards}; " if cards and not identity else ""
-        lines.append(f"PID {pid} on NPU {npus} ({where}{who}{shown}): {_command(first.command)}")
+        lines.append(f"PID {pid} on NPU {npus} ({where}{who}{shown}): {short_command(first.command)}")
     return lines
 
 

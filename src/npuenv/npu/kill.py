@@ -20,7 +20,9 @@ Where to look (both documented in the README): NPUENV_NPU_SMI names the npu-smi 
 the device files (default /dev/davinci[0-9]*; the trailing digits of the name are the chip's physical ID,
 which is its NPU number unless `npu-smi info -m` says otherwise).
 
-Nothing here prints: the task renders Plan, StopReport and DeviceState.
+One run (`invoke kill-npu`): survey() -> Plan, carry_out() -> KillResult (the StopReport and each
+DeviceState afterwards). Nothing here prints: npuenv.render.kill_npu lays them out as text, and every
+result's to_json() is the task's --json.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Optional
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Optional
 
-from ..errors import KillNpuError, NpuenvError, UsageError
+from ..errors import KillNpuError, UsageError
 from .smi import NpuSmiInfo, Numbering, parse_npu_smi_info
 from .procs import (DEFAULT_DEVICE_GLOB, DEVICE_GLOB_VARIABLE, PROC, TAG_VARIABLE, UNREADABLE, ProcessTable, Stat, device_files,
                     read_stat, scan_holders)
@@ -45,6 +47,13 @@ NPU_SMI_TIMEOUT = 30.0
 
 STOP, SKIP = "stop", "skip"
 HOST_PID = "host PID, not visible here"
+# what a run did (KillResult.outcome)
+NOTHING_TO_STOP, DRY_RUN, DECLINED, STOPPED = "nothing to stop", "dry run", "declined", "stopped"
+
+
+def _tag_json(tag: Optional[str]) -> Optional[str]:
+    """A tag in JSON: null when untagged, "?" when the environment could not be read (as the table shows it)."""
+    return "?" if tag == UNREADABLE else tag
 
 
 @dataclass(frozen=True)
@@ -196,6 +205,10 @@ class Row:
     host_pid: Optional[int] = None  # the host's PID, when npu-smi shows it next to this namespace's
     card: Optional[tuple[int, int]] = None  # npu-smi's (NPU ID, Chip ID) for `device`, when npu-smi lists it
 
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**data, "tag": _tag_json(self.tag), "card": list(self.card) if self.card is not None else None}
+
 
 @dataclass(frozen=True)
 class Target:
@@ -209,6 +222,10 @@ class Target:
     command: str
     devices: frozenset[int] = frozenset()
     owner: Optional[str] = None  # its tag, or (untagged) its nearest tagged ancestor's
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "ppid": self.ppid, "root": self.root, "tag": _tag_json(self.tag),
+                "owner": _tag_json(self.owner), "command": self.command, "devices": sorted(self.devices)}
 
 
 @dataclass
@@ -225,10 +242,19 @@ class Plan:
     proc: str = PROC
     notes: list[str] = field(default_factory=list)
     numbering: Numbering = field(default_factory=Numbering)
+    config: Optional[Config] = None  # where discovery looked: recheck() looks there again
 
     @property
     def roots(self) -> list[int]:
         return list(dict.fromkeys(t.root for t in self.targets))
+
+    def to_json(self) -> dict[str, Any]:
+        """Whose processes, which NPUs, the table's rows, and what is signalled (targets, tree roots, zombies)."""
+        return {"user": self.user, "all_users": self.all_users,
+                "scope": sorted(self.scope) if self.scope is not None else None, "devices": list(self.devices),
+                "notes": list(self.notes), "rows": [r.to_json() for r in self.rows],
+                "targets": [t.to_json() for t in self.targets], "roots": self.roots,
+                "zombies": [z.to_json() for z in self.zombies]}
 
 
 def make_plan(snapshot: Snapshot, user: Optional[str], all_users: bool = False,
@@ -255,7 +281,7 @@ def make_plan(snapshot: Snapshot, user: Optional[str], all_users: bool = False,
                          hint=f"NPUs found: {', '.join(map(str, sorted(known))) or 'none'} "
                               f"(from npu-smi and {snapshot.config.device_glob})")
     plan = Plan([], [], [], sorted(known if scope is None else scope), scope, user, all_users, caller,
-                protected, snapshot.config.proc, list(snapshot.notes), snapshot.numbering)
+                protected, snapshot.config.proc, list(snapshot.notes), snapshot.numbering, snapshot.config)
     roots: list[int] = []
     outside: list[tuple[int, int, tuple[Optional[int], str, Optional[int]]]] = []
     for (device, pid), finding in sorted(_findings(snapshot, plan.notes).items()):
@@ -446,6 +472,9 @@ class StopReport:
     grace: float = 0.0
     seconds: float = 0.0
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def stop(plan: Plan, grace: float = 10.0, *, poll: float = 0.05, kill_wait: float = 5.0,
          settle: float = 0.5) -> StopReport:
@@ -582,6 +611,10 @@ class DeviceState:
     def free(self) -> bool:
         return not self.holders
 
+    def to_json(self) -> dict[str, Any]:
+        return {"device": self.device, "card": list(self.card) if self.card is not None else None,
+                "free": self.free, "holders": [r.to_json() for r in self.holders]}
+
 
 def device_states(plan: Plan) -> list[DeviceState]:
     """Per device in the plan's scope: the rows holding it (none: free)."""
@@ -603,3 +636,62 @@ def recheck(config: Config, plan: Plan, stopped: Iterable[int] = (), settle: flo
         if not lagging or time.monotonic() >= deadline:
             return states
         time.sleep(poll)
+
+
+# --- one run: survey, stop, read again -------------------------------------------------------------------
+
+
+@dataclass
+class KillResult:
+    """What one kill-npu run did: `outcome` (NOTHING_TO_STOP, DRY_RUN, DECLINED or STOPPED), the plan, how the
+    stop went (STOPPED only), and each device in scope afterwards (as the plan saw them unless STOPPED)."""
+
+    outcome: str
+    plan: Plan
+    grace: float
+    report: Optional[StopReport] = None
+    states: list[DeviceState] = field(default_factory=list)
+
+    @property
+    def survivors(self) -> list[int]:
+        return self.report.survivors if self.report is not None else []
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "grace": self.grace, "plan": self.plan.to_json(),
+                "stop": self.report.to_json() if self.report is not None else None,
+                "devices": [s.to_json() for s in self.states]}
+
+
+def survey(env: Mapping[str, str], user: Optional[str] = None, all_users: bool = False,
+           devices: Optional[Iterable[int]] = None) -> Plan:
+    """Discover where `env` says to look (Config.from_env) and plan: `user`'s processes (default
+    $NPUENV_USER), or everyone's with `all_users`, on `devices` (NPU numbers; default all)."""
+    if all_users and user:
+        raise UsageError(f"--all and --user {user} contradict each other: --all stops everyone's processes, "
+                         f"--user only those tagged {user}",
+                         hint=f"pass --user {user} for {user}'s processes, or --all (without --user) for everyone's")
+    return make_plan(discover(Config.from_env(env)), user or env.get(TAG_VARIABLE) or None, all_users, devices)
+
+
+def carry_out(plan: Plan, grace: float, *, dry_run: bool = False,
+              confirm: Callable[[Plan], bool] = lambda plan: True) -> KillResult:
+    """Stop the plan's targets (SIGTERM, `grace` seconds, SIGKILL) and read the devices again where make_plan's
+    discovery looked, unless there is nothing to stop, it is a dry run, or `confirm(plan)` says no (asked only
+    when there is something to stop)."""
+    if not plan.targets:
+        return KillResult(NOTHING_TO_STOP, plan, grace, states=device_states(plan))
+    if dry_run or not confirm(plan):
+        return KillResult(DRY_RUN if dry_run else DECLINED, plan, grace, states=device_states(plan))
+    report = stop(plan, grace)
+    states = recheck(plan.config, plan, stopped=[t.pid for t in plan.targets])
+    return KillResult(STOPPED, plan, grace, report, states)
+
+
+def failure(result: KillResult) -> Optional[KillNpuError]:
+    """The error for processes that survived SIGKILL, if any did."""
+    if not result.survivors:
+        return None
+    return KillNpuError(
+        f"{len(result.survivors)} process(es) survived SIGKILL: {', '.join(map(str, result.survivors))}",
+        hint="a process stuck inside the driver (state D) dies when the driver lets go; wait and run "
+             "kill-npu again, or restart the container")

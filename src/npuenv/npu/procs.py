@@ -122,6 +122,14 @@ def read_cmdline(pid: int, proc: str = PROC) -> str:
     return " ".join(part.decode("utf-8", "replace") for part in data.rstrip(b"\0").split(b"\0") if part)
 
 
+def short_command(text: str, width: int = 60) -> str:
+    """A command line as a table shows it: its program's folder dropped (`/x/.venv/bin/python train.py` ->
+    `python train.py`), cut to `width` characters."""
+    head, _, rest = (text or "?").partition(" ")
+    shown = f"{os.path.basename(head) if head.startswith('/') else head} {rest}".strip()
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
 class ProcessTable:
     """A snapshot of every process's stat line, with environment tags and command lines read on demand."""
 

@@ -1,15 +1,15 @@
 """The smoke test of the target env: smoke_script.py run by the target interpreter with CANN sourced, its one
-JSON object read back, a hint attached to each failed probe, and the result laid out as table lines.
+JSON object read back as a SmokeReport of Probes (each with a npuenv.results.Status), and a hint attached to
+each failed probe.
 
-Used by the `smoke` step (the last step of bootstrap) and by `invoke smoke`. Nothing here prints.
+Used by the `smoke` step (the last step of bootstrap) and by `invoke smoke`. Nothing here prints: the
+table is npuenv.render.smoke's, the JSON each result's to_json().
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import re
 import subprocess
 import time
 from collections.abc import Mapping
@@ -17,22 +17,27 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from ..cann import SET_ENV as CANN_SET_ENV, SET_ENV_VARIABLE as CANN_SET_ENV_VARIABLE, sourced
+from ..cann import SET_ENV_VARIABLE as CANN_SET_ENV_VARIABLE, sourced
 from ..data import TEST_VIDEO
-from ..errors import NpuenvError, SmokeError, SmokeFailed
+from ..errors import NpuenvError, SmokeError, SmokeFailed, UsageError
+from ..results import Status, count
 
 SCRIPT = Path(__file__).with_name("smoke_script.py")
 DEFAULT_TIMEOUT = 900.0  # the whole script: importing torch_npu, every device, the all-reduce
 ALLREDUCE_TIMEOUT = 300.0
 FOREIGN_VARS = ("VIRTUAL_ENV", "PYTHONHOME")  # the tool env's, when npuenv runs under `uv run`
-SYMBOLS = {"ok": "✓", "failed": "✗", "skipped": "-"}
 TAIL_LINES = 20
+
+
+# the script's `ok` for each status: True, False, or None (skipped: e.g. torch_npu did not import)
+_OK = {Status.OK: True, Status.FAIL: False, Status.SKIP: None}
+_STATUS = {ok: status for status, ok in _OK.items()}
 
 
 @dataclass(frozen=True)
 class Probe:
     name: str
-    ok: Optional[bool]  # None: skipped
+    status: Status  # OK, FAIL or SKIP
     seconds: float = 0.0
     detail: str = ""
     error: Optional[str] = None
@@ -40,8 +45,15 @@ class Probe:
     hint: str = ""
 
     @property
-    def status(self) -> str:
-        return {True: "ok", False: "failed", None: "skipped"}[self.ok]
+    def ok(self) -> Optional[bool]:
+        """The script's own word (True, False, None for skipped): the `ok` of the JSON and of the recorded state."""
+        return _OK[self.status]
+
+    def to_json(self) -> dict[str, Any]:
+        """name, ok, seconds, detail, error; log and hint when there are any."""
+        data = {"name": self.name, "ok": self.ok, "seconds": self.seconds, "detail": self.detail,
+                "error": self.error, "log": self.log, "hint": self.hint}
+        return {k: v for k, v in data.items() if v != "" or k == "detail"}
 
 
 @dataclass(frozen=True)
@@ -62,19 +74,20 @@ class SmokeReport:
 
     @property
     def failed(self) -> list[Probe]:
-        return [p for p in self.probes if p.ok is False]
+        return [p for p in self.probes if p.status is Status.FAIL]
 
     @property
     def passed(self) -> bool:
         return not self.failed
 
-    def count(self, status: str) -> int:
-        return sum(p.status == status for p in self.probes)
+    @property
+    def counts(self) -> dict[Status, int]:
+        return count(p.status for p in self.probes)
 
     def to_json(self) -> dict[str, Any]:
+        """`invoke smoke --json` (a user contract): passed, the script's facts, how it ran, and the probes."""
         data = {k: v for k, v in asdict(self).items() if k not in ("probes", "stderr")}
-        probes = [{k: v for k, v in asdict(p).items() if v != "" or k in ("detail",)} for p in self.probes]
-        return {"passed": self.passed, **data, "probes": probes}
+        return {"passed": self.passed, **data, "probes": [p.to_json() for p in self.probes]}
 
 
 # --- where things are ---------------------------------------------------------------------------------
@@ -100,6 +113,34 @@ def project_dir(spec: Any, root: Path) -> Optional[Path]:
     """The target env's project checkout (MindSpeed-MM): training scripts run there, `megatron/` is there."""
     name = spec.env.project
     return root / spec.repos[name].path if name and name in spec.repos else None
+
+
+@dataclass(frozen=True)
+class TargetEnv:
+    """A workspace's target env, as the smoke test runs it."""
+
+    root: Path
+    python: Path
+    project: Optional[Path]  # the MindSpeed-MM checkout: the script runs there
+
+
+def workspace_target(root: Optional[str], spec: Optional[str], env: Mapping[str, str]) -> TargetEnv:
+    """The target env of the workspace `root` (default: $NPUENV_USER's) with `spec` (default: the spec it was
+    made with). Raises UsageError (no such root, a spec without env) or NpuenvError (not bootstrapped yet)."""
+    from .. import workspace
+    from ..spec import load_spec
+
+    if root and not Path(root).expanduser().is_dir():
+        raise UsageError(f"--root {root}: no such folder", hint="pass the workspace that bootstrap made")
+    folder = workspace.resolve_root(root, env)
+    loaded = load_spec(workspace.spec_argument(spec, workspace.recorded_spec(folder)))
+    if loaded.env is None:
+        raise UsageError(f"the spec {loaded.name} has no env: there is no target env to test")
+    python = target_python(loaded, folder)
+    if not python.is_file():
+        raise NpuenvError(f"no target env at {python.parent.parent}",
+                          hint=f"make it first: invoke bootstrap --root {folder}")
+    return TargetEnv(folder, python, project_dir(loaded, folder))
 
 
 # --- running the script ---------------------------------------------------------------------------------
@@ -152,6 +193,15 @@ def run_smoke(python: str, *, cann_set_env: Optional[Path], env: Mapping[str, st
                      set_env_missing=os.fspath(cann_set_env) if cann_set_env is not None and not sourced else None,
                      stderr=err)
     return attach_hints(report)
+
+
+def run_target(target: TargetEnv, env: Mapping[str, str], devices: Optional[int] = None) -> SmokeReport:
+    """run_smoke on a workspace's target env: CANN's set_env.sh from `env`, the workspace's temporary folder."""
+    from ..cann import set_env_candidate
+    from ..workspace import Layout
+
+    return run_smoke(str(target.python), cann_set_env=set_env_candidate(env), env=env, devices=devices,
+                     project=target.project, tmpdir=Layout(target.root).tmp)
 
 
 def _run_group(argv: list[str], env: Mapping[str, str], cwd: Optional[Path],
@@ -215,53 +265,27 @@ def parse_report(text: str) -> SmokeReport:
 def _probe(item: Any, index: int) -> Probe:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str) or item.get("ok") not in (True, False, None):
         raise SmokeError(f"its result has a malformed probe #{index}: {json.dumps(item)[:200]}")
-    return Probe(name=item["name"], ok=item["ok"], seconds=float(item.get("seconds") or 0.0),
+    return Probe(name=item["name"], status=_STATUS[item["ok"]], seconds=float(item.get("seconds") or 0.0),
                  detail=str(item.get("detail") or ""), error=item.get("error"), log=str(item.get("log") or ""))
 
 
 # --- hints ------------------------------------------------------------------------------------------------
 
-# Used only where npuenv.npu.logtriage (the doctor's table, the one source of these) is missing; texts: UPSTREAM.md.
-FALLBACK_HINTS: tuple[tuple[str, str], ...] = (
-    (r"libhccl\.so|libascendcl\.so|Please run 'source set_env\.sh'",
-     f"CANN is not sourced: run `source {CANN_SET_ENV}` before anything imports torch_npu (npuenv sources "
-     f"${CANN_SET_ENV_VARIABLE} or that file when it exists)"),
-    (r"EH9999|init env failed",
-     "CANN's own Python dependencies are missing in the target env (decorator, sympy, cffi, protobuf, attrs, "
-     "pyyaml, psutil, scipy): add them to env.packages in the spec and run bootstrap again"),
-    (r"error code is 7\b|HCCL_E_UNAVAIL|EJ0001",
-     "HCCL error code 7: a previous process still holds an NPU (`invoke kill-npu`), or more ranks than NPUs "
-     "were started (set NPUS_PER_NODE to the device count)"),
-    (r"error code is 11\b|EJ0003|port have been bound",
-     "HCCL error code 11: a stale process holds the port: `invoke kill-npu`, or use another MASTER_PORT"),
-)
-
-
-def fallback_hint(text: str) -> str:
-    for pattern, hint in FALLBACK_HINTS:
-        if re.search(pattern, text):
-            return hint
-    return ""
-
-
 def hint_for(text: str) -> str:
-    """The doctor's cause and fix for the first known error in `text` (npuenv.npu.logtriage), else ''."""
-    try:
-        logtriage = importlib.import_module(f"{__package__}.logtriage")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.logtriage":
-            raise
-        return fallback_hint(text)
+    """The doctor's cause and fix for the first known error in `text` (npuenv.npu.logtriage's table), else ''."""
+    from . import logtriage  # compiles its table: only when a probe failed, not in every bootstrap
+
     found = logtriage.triage(text)
     return f"{found[0].cause}; fix: {found[0].fix}" if found else ""
 
 
 def attach_hints(report: SmokeReport) -> SmokeReport:
-    probes = tuple(replace(p, hint=hint_for(f"{p.error}\n{p.log}")) if p.ok is False else p for p in report.probes)
+    probes = tuple(replace(p, hint=hint_for(f"{p.error}\n{p.log}")) if p.status is Status.FAIL else p
+                   for p in report.probes)
     return replace(report, probes=probes)
 
 
-# --- presenting -------------------------------------------------------------------------------------------
+# --- the error --------------------------------------------------------------------------------------------
 
 def failure(report: SmokeReport) -> SmokeFailed:
     """One error naming the failed probes, with their errors and hints."""
@@ -273,27 +297,3 @@ def failure(report: SmokeReport) -> SmokeFailed:
     if report.set_env_missing and any("set_env.sh" in h for h in hints):
         hint += f" ({report.set_env_missing} does not exist: point {CANN_SET_ENV_VARIABLE} at CANN's set_env.sh)"
     return SmokeFailed("\n".join(lines), hint)
-
-
-def render_lines(report: SmokeReport, *, hints: bool = True) -> list[str]:
-    """The report as a table (probe, result, seconds, detail or error) and a summary line."""
-    width = max([len("probe"), *(len(p.name) for p in report.probes)])
-    lines = [f"python {report.python or '?'} ({report.executable or '?'}); CANN: {_cann_text(report)}", "",
-             f"{'probe':<{width}}  result  {'seconds':>7}  detail"]
-    for p in report.probes:
-        text = (p.error or "failed") if p.ok is False else p.detail
-        lines.append(f"{p.name:<{width}}  {SYMBOLS[p.status]:^6}  {p.seconds:7.1f}  {text}")
-        if hints and p.hint:
-            lines.append(f"{'':<{width}}  {'':6}  {'':7}  hint: {p.hint}")
-    counts = f"{report.count('ok')} ok, {report.count('failed')} failed, {report.count('skipped')} skipped"
-    verdict = "smoke test passed" if report.passed else "smoke test FAILED"
-    lines += ["", f"{verdict}: {counts} in {report.wall or report.seconds:.1f}s"]
-    return lines
-
-
-def _cann_text(report: SmokeReport) -> str:
-    if report.set_env:
-        return f"sourced {report.set_env}"
-    if report.set_env_missing:
-        return f"{report.set_env_missing} not found, not sourced (set {CANN_SET_ENV_VARIABLE})"
-    return f"already in the environment (ASCEND_TOOLKIT_HOME={report.cann})" if report.cann else "not sourced"

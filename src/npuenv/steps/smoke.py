@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from ..npu import smoke
 from ..digest import sha256_file
+from ..render import smoke as render
 from .base import OK, Checked, Context, Kind, Step, drifted, missing, step_ids
 
 NO_NPUS = "no NPU devices on this machine"
@@ -57,7 +58,7 @@ class SmokeStep(Step):
         report = smoke.run_smoke(str(smoke.target_python(self.spec, ctx.root)),
                                  cann_set_env=ctx.machine.cann_set_env, env=ctx.env,
                                  project=smoke.project_dir(self.spec, ctx.root), tmpdir=ctx.home / "tmp")
-        log.write("\n".join(smoke.render_lines(report)) + "\n")
+        log.write("\n".join(render.table(report)) + "\n")
         for probe in report.failed:
             if probe.log:
                 log.write(f"\n--- {probe.name} ---\n{probe.log.rstrip()}\n")
