@@ -128,6 +128,20 @@ def test_a_workspace_follows_the_spec_it_was_made_with(tmp_path, python310):
     assert workspace.recorded_spec(root)["name"] == "second"
 
 
+def test_doctor_and_a_rerun_use_the_wheelhouse_bootstrap_used(tmp_path, python310):
+    """bootstrap --wheels W records W: a later bootstrap or doctor on the workspace looks there, not at the
+    default wheelhouse, unless told otherwise."""
+    root, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
+    spec = small_spec(tmp_path / "specs", "first", ["a"])
+    bootstrap(Options(root=str(root), spec=str(spec), python=str(python310), wheels=str(elsewhere)), Recorder(),
+              environ(tmp_path))
+    assert workspace.wheels_dir(None, root) == elsewhere
+    assert build_context(root=str(root), spec=None, environ=environ(tmp_path)).wheels_dir == elsewhere
+    given = build_context(root=str(root), spec=None, environ=environ(tmp_path), wheels=str(tmp_path / "w2"))
+    assert given.wheels_dir == tmp_path / "w2"
+    assert workspace.wheels_dir(None, tmp_path / "fresh") == workspace.default_wheels_dir(tmp_path / "fresh")
+
+
 def test_a_workspace_whose_spec_file_is_gone_asks_which_spec(tmp_path, python310):
     root = tmp_path / "ws"
     spec = small_spec(tmp_path / "specs", "gone", ["a"])

@@ -763,7 +763,7 @@ def test_target_versions_against_the_spec_and_cann(target_box: TargetBox, tmp_pa
     wrong_npu = result(replace(target_box.ctx(), spec=replace(spec, wheels=wheels)), "target.torch_npu")
     assert wrong_npu.finding == "torch_npu 2.1.0.post8 is installed, the spec asks for 2.1.0.post10"
     newer = make_cann(tmp_path / "newer", version="8.0.0")
-    mismatch = result(replace(target_box.ctx(), cann_root=newer.toolkit), "target.torch_npu")
+    mismatch = result(on(target_box.ctx(), cann_root=newer.toolkit), "target.torch_npu")
     assert mismatch.status is Status.WARN
     assert mismatch.finding.startswith("torch_npu 2.1.0.post8 is built for CANN 8.0.RC3, CANN 8.0.0 is installed")
     assert "torch_npu 2.1.0.post10" in mismatch.fix

@@ -282,3 +282,12 @@ def test_find_in_a_local_index(tmp_path, layout):
     assert found == "file://" + quote(str(where))
     with pytest.raises(FetchError, match="is not on the index"):
         find_in_index("file://" + str(tmp_path / "simple"), "no-such", name, ca_bundle=tmp_path / "x.pem")
+
+
+@pytest.mark.parametrize("name", ["torch_npu", "Torch-NPU", "a.b_c--d", "PyYAML", "zope.interface", "x"])
+def test_pep503_normalize_agrees_with_packaging(name):
+    from packaging.utils import canonicalize_name
+
+    from npuenv.pep503 import normalize
+
+    assert normalize(name) == canonicalize_name(name)

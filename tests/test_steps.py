@@ -143,9 +143,14 @@ def test_wheels_lists_and_prunes_only_what_no_spec_references(tmp_path):
     assert listing.returncode == 0, listing.stderr
     assert "used by: mindspeed-mm-internvl2.5" in listing.stdout
     assert listing.stdout.count("used by: unused") == 2  # the stray wheel and the stale build
+    as_json = json.loads(wheels_task("--wheels", str(wheels), "--json").stdout)  # the same items, as data
+    assert as_json["folder"] == str(wheels) and "pruned" not in as_json
+    unused = sorted(i["name"] for i in as_json["items"] if not i["used_by"])
+    assert unused == ["apex: apex-0.1-cp310-cp310-linux_x86_64.whl", "old_thing-1.0-py3-none-any.whl"]
 
-    pruned = wheels_task("--wheels", str(wheels), "--prune")
-    assert pruned.returncode == 0 and "pruned 2 item(s)" in pruned.stdout
+    pruned = wheels_task("--wheels", str(wheels), "--prune", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    assert len(json.loads(pruned.stdout)["pruned"]) == 2 and json.loads(pruned.stdout)["freed"] > 0
     assert (wheels / pinned).exists() and not (wheels / "old_thing-1.0-py3-none-any.whl").exists()
     assert [e.key for e in cache.entries()] == ["k-current"]
     assert json.loads((wheels / "built" / "apex" / "k-current" / "key.json").read_text())["inputs"]["commit"] == apex

@@ -70,7 +70,7 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     bundle = layout.ca_bundle if options.dry_run else build_bundle(layout.ca_bundle, extras, environ).path
     if not options.dry_run:
         layout.tmp.mkdir(parents=True, exist_ok=True)
-    wheels_dir = Path(options.wheels).absolute() if options.wheels else workspace.default_wheels_dir(root)
+    wheels_dir = workspace.wheels_dir(options.wheels, root)
     if wheels_dir.exists() and not wheels_dir.is_dir():
         raise UsageError(f"--wheels {options.wheels}: exists and is not a folder",
                          hint="pass a folder for the wheelhouse (it is made when missing)")
@@ -82,7 +82,7 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     )
     warnings = workspace.root_warnings(root) + _switch_warnings(recorded, spec)
     ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file), "arg": _spec_record(argument, spec),
-                             "checked": spec.digest})
+                             "checked": spec.digest}, wheels=str(wheels_dir))
     engine = Engine(ctx, selected, log_dir=layout.logs, reporter=reporter, jobs=options.jobs)
     return Prepared(ctx, engine, forced, warnings)
 

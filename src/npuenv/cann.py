@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
-SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
+TOOLKIT = "/usr/local/Ascend/ascend-toolkit"  # where CANN's installer puts the toolkit
+TOOLKIT_VARIABLE = "NPUENV_CANN_ROOT"  # another toolkit folder (doctor reads its version files there)
+SET_ENV = f"{TOOLKIT}/set_env.sh"
 SET_ENV_VARIABLE = "NPUENV_CANN_SET_ENV"  # another set_env.sh (user init.sh honours it too)
 NOT_VERIFIED = "not verified here: no CANN"
 

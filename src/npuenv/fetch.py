@@ -24,6 +24,7 @@ import urllib3
 
 from .digest import sha256_file
 from .errors import FetchError, FetchUnreachable
+from .pep503 import normalize
 
 _CHUNK = 1 << 16
 _CA_HINT = ("if a proxy or private mirror re-signs TLS traffic, pass its CA with --ca-bundle PATH or "
@@ -297,11 +298,6 @@ def _basename(href: str) -> str:
     return posixpath.basename(unquote(urlsplit(href).path))
 
 
-def normalize_name(name: str) -> str:
-    """PEP 503 project name normalisation."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _get_page(session: requests.Session, url: str, package: str, opts: _Options) -> tuple[str, str]:
     with _get(session, url, {}, opts) as resp:
         if resp.status_code == 404:
@@ -327,7 +323,7 @@ def _local_page(folder: Path, url: str, package: str) -> str:
 def find_in_index(index_url: str, package: str, filename: str, *, ca_bundle: Path,
                   timeout: float = 60.0) -> str:
     """The absolute URL of `filename` on the PEP 503 page of `package` at `index_url`."""
-    url = index_url.rstrip("/") + "/" + normalize_name(package) + "/"
+    url = index_url.rstrip("/") + "/" + normalize(package) + "/"
     local = _local_path(url)
     if local is not None:
         page_url, html = url, _local_page(local, url, package)

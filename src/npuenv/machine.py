@@ -27,6 +27,7 @@ class Machine:
     dnf: bool = False  # dnf is installed (install hints say dnf, not yum)
     cann_set_env: Path = Path(cann.SET_ENV)  # where CANN's set_env.sh is looked for
     cann_present: bool = False  # that file exists: CANN is installed
+    cann_root: Path = Path(cann.TOOLKIT)  # the toolkit folder, whose version files doctor reads
 
     @classmethod
     def read(cls, environ: Mapping[str, str], os_release: str = OS_RELEASE) -> "Machine":
@@ -34,7 +35,8 @@ class Machine:
         set_env = cann.set_env_candidate(environ)
         return cls(arch=arch(), glibc=glibc_version(), cores=len(os.sched_getaffinity(0)) or 1,
                    os_release=release, dnf=toolchain.family(release) == "rhel" and shutil.which("dnf") is not None,
-                   cann_set_env=set_env, cann_present=set_env.is_file())
+                   cann_set_env=set_env, cann_present=set_env.is_file(),
+                   cann_root=Path(environ.get(cann.TOOLKIT_VARIABLE) or cann.TOOLKIT))
 
     @property
     def set_env(self) -> Optional[Path]:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .digest import sha256_file
 from .wheelcache import WheelCache
@@ -25,6 +25,47 @@ class Item:
     @property
     def unused(self) -> bool:
         return not self.used_by
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "path": str(self.path), "detail": self.detail,
+                "size": self.size, "age_days": round(self.age_days, 2), "used_by": list(self.used_by)}
+
+
+@dataclass(frozen=True)
+class Listing:
+    """`invoke wheels`: the wheelhouse's items, and with --prune what went."""
+
+    folder: Path
+    items: list[Item]
+    pruned: Optional[list[Item]] = None  # None: nothing was pruned (no --prune)
+    leftovers: tuple[Path, ...] = ()  # partial files of interrupted runs that the prune removed
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"folder": str(self.folder), "items": [i.to_json() for i in self.items]}
+        if self.pruned is not None:
+            data["pruned"] = [i.to_json() for i in self.pruned]
+            data["freed"] = sum(i.size for i in self.pruned)
+            data["leftovers"] = [str(p) for p in self.leftovers]
+        return data
+
+
+def listing(given: Optional[str], extra_specs: Sequence[str], prune_unused: bool) -> Listing:
+    """The wheelhouse (--wheels, else the default) against the built-in specs and `extra_specs`; with
+    `prune_unused`, what no spec references is deleted."""
+    from .errors import UsageError
+    from .spec import available_specs, builtin_spec_dir, load_spec
+    from .workspace import default_wheels_dir
+
+    folder = Path(given).absolute() if given else default_wheels_dir(Path.cwd())
+    if given and not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"--wheels {given}: {problem}", hint="pass the wheelhouse folder bootstrap used (--wheels)")
+    specs = [load_spec(name) for name in [*available_specs(builtin_spec_dir()), *extra_specs]]
+    items = inventory(folder, specs)
+    if not prune_unused:
+        return Listing(folder, items)
+    removed = prune(items, folder)
+    return Listing(folder, items, removed, tuple(sweep(folder)))
 
 
 def pinned_files(spec: Any) -> set[str]:

@@ -118,8 +118,8 @@ def uv_cache_dir(root: Path, environ: Mapping[str, str]) -> Path:
     return Layout(root).home / "cache" / "uv"
 
 
-def recorded_spec(root: Optional[Path]) -> Optional[dict]:
-    """The spec the workspace was made with, as bootstrap recorded it in its state, or None."""
+def _recorded(root: Optional[Path], key: str) -> Any:
+    """What bootstrap recorded under `key` in the workspace's state, or None."""
     import json
 
     if root is None:
@@ -128,8 +128,22 @@ def recorded_spec(root: Optional[Path]) -> Optional[dict]:
         data = json.loads(Layout(root).state.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    spec = data.get("spec") if isinstance(data, dict) else None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def recorded_spec(root: Optional[Path]) -> Optional[dict]:
+    """The spec the workspace was made with, as bootstrap recorded it in its state, or None."""
+    spec = _recorded(root, "spec")
     return spec if isinstance(spec, dict) and (spec.get("arg") or spec.get("file")) else None
+
+
+def wheels_dir(given: Optional[str], root: Path) -> Path:
+    """The wheelhouse for a task on a workspace: --wheels when given, else the one bootstrap last used
+    there, else the default (default_wheels_dir)."""
+    recorded = _recorded(root, "wheels")
+    if given:
+        return Path(given).expanduser().absolute()
+    return Path(recorded) if isinstance(recorded, str) and recorded else default_wheels_dir(root)
 
 
 def spec_argument(given: Optional[str], recorded: Optional[dict]) -> str:

@@ -20,9 +20,7 @@ from typing import Any, Callable, Dict, Optional, TypeVar
 from ..machine import Machine
 from ..workspace import Layout
 
-CANN_VARIABLE = "NPUENV_CANN_ROOT"
 DRIVER_VARIABLE = "NPUENV_DRIVER_ROOT"
-DEFAULT_CANN_ROOT = Path("/usr/local/Ascend/ascend-toolkit")
 DEFAULT_DRIVER_ROOT = Path("/usr/local/Ascend/driver")
 GIB = 1024 ** 3
 
@@ -65,7 +63,6 @@ class DoctorContext:
     environ: Mapping[str, str]
     spec: Any  # npuenv.spec.Spec
     root: Optional[Path]  # None: no workspace; `root_note` says why (storage.workspace shows it)
-    cann_root: Path
     driver_root: Path
     persistent: Path
     machine: Machine  # arch, glibc, distribution, CANN's set_env.sh: read once
@@ -79,12 +76,16 @@ class DoctorContext:
     tls_timeout: float = 5.0
     npu: Any = None  # killnpu.Config (npu-smi, device glob), or the error NPUENV_NPU_SMI caused; None: from environ
     probe_timeout: float = 180.0  # the first `import torch_npu` on a cold box can take a while
-    wheels_dir: Optional[Path] = None  # the wheelhouse (bootstrap's default for this root)
+    wheels_dir: Optional[Path] = None  # the wheelhouse: --wheels, else the one bootstrap used for this root
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     @property
     def arch(self) -> str:
         return self.machine.arch
+
+    @property
+    def cann_root(self) -> Path:
+        return self.machine.cann_root
 
     @property
     def layout(self) -> Optional[Layout]:
@@ -103,28 +104,25 @@ class DoctorContext:
         return " ".join(shlex.quote(w) if w != "DIR" else w for w in [*words, *args])
 
 
-def resolve_root(given: Optional[str], environ: Mapping[str, str], persistent: Path) -> tuple[Optional[Path], str]:
-    """Like bootstrap's resolution, but nothing is created: a missing root is (None, why)."""
-    if given:
-        root = Path(given).expanduser().absolute()
-        if root.is_dir():
-            return root, ""
-        return None, f"--root {given} {'is not a folder' if root.exists() else 'does not exist'}"
-    user = environ.get("NPUENV_USER", "")
-    if not user or user in (".", "..") or "/" in user:
-        return None, f"no workspace: pass --root DIR (default {persistent}/$NPUENV_USER; NPUENV_USER is not set)"
-    candidate = persistent / user
-    if candidate.is_dir():
-        return candidate, ""
-    return None, f"no workspace: {candidate} does not exist (pass --root DIR)"
+def find_root(given: Optional[str], environ: Mapping[str, str], persistent: Path) -> tuple[Optional[Path], str]:
+    """bootstrap's resolution of the root (workspace.resolve_root), creating nothing: a root that is not
+    there is (None, why), for storage.workspace to report."""
+    from ..errors import UsageError
+    from ..workspace import resolve_root
+
+    try:
+        root = resolve_root(given, environ, persistent, create=False)
+    except UsageError as exc:
+        return None, f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+    return (root, "") if root.is_dir() else (None, f"--root {given} does not exist")
 
 
 def build_context(*, root: Optional[str], spec: Optional[str], environ: Mapping[str, str], online: bool = False,
-                  deep: bool = False, mirrors_config: Any = None) -> DoctorContext:
+                  deep: bool = False, mirrors_config: Any = None, wheels: Optional[str] = None) -> DoctorContext:
     from ..npu.kill import Config
     from ..errors import KillNpuError
     from ..spec import load_spec
-    from ..workspace import default_wheels_dir, persistent_root, recorded_spec, spec_argument
+    from ..workspace import persistent_root, recorded_spec, spec_argument, wheels_dir
 
     environ = dict(environ)
     try:
@@ -132,13 +130,12 @@ def build_context(*, root: Optional[str], spec: Optional[str], environ: Mapping[
     except KillNpuError as exc:  # reported by npu.smi, not fatal
         npu = exc
     persistent = persistent_root(environ)
-    found, note = resolve_root(root, environ, persistent)
+    found, note = find_root(root, environ, persistent)
     return DoctorContext(
         environ=environ, spec=load_spec(spec_argument(spec, recorded_spec(found))), spec_arg=spec, root=found, root_note=note,
-        cann_root=Path(environ.get(CANN_VARIABLE) or DEFAULT_CANN_ROOT),
         driver_root=Path(environ.get(DRIVER_VARIABLE) or DEFAULT_DRIVER_ROOT),
         persistent=persistent, machine=Machine.read(environ), online=online, deep=deep,
-        mirrors_config=mirrors_config, npu=npu, wheels_dir=default_wheels_dir(found) if found else None,
+        mirrors_config=mirrors_config, npu=npu, wheels_dir=wheels_dir(wheels, found) if found else None,
     )
 
 

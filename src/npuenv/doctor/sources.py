@@ -25,7 +25,7 @@ def step_context(ctx):
     layout = ctx.layout
     mirrors = workspace.mirror_layers(ctx.spec, ctx.mirrors_config, ctx.environ)
     bundle = workspace_bundle(ctx) or Path(ctx.environ.get("SSL_CERT_FILE") or layout.ca_bundle)
-    return Context(root=ctx.root, spec=ctx.spec, wheels_dir=ctx.wheels_dir or workspace.default_wheels_dir(ctx.root),
+    return Context(root=ctx.root, spec=ctx.spec, wheels_dir=ctx.wheels_dir or workspace.wheels_dir(None, ctx.root),
                    env=workspace.child_env(layout, ctx.environ, bundle, mirrors), mirrors=mirrors,
                    ca_bundle=bundle, uv=workspace.uv_binary(), machine=ctx.machine,
                    state=State.load(layout.state))

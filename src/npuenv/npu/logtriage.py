@@ -24,9 +24,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Optional, Pattern
 
+from .. import cann
 from ..results import Status
 
-SET_ENV = "source /usr/local/Ascend/ascend-toolkit/set_env.sh"
+SET_ENV = f"source {cann.SET_ENV}"
 CANN_LOGS = "$HOME/ascend/log (or $ASCEND_PROCESS_LOG_PATH)"
 BLOCKING = "ASCEND_LAUNCH_BLOCKING=1 makes the stack trace accurate but slows training"
 # ANSI escape sequences: CSI (colours, cursor moves: ESC [ ... m), OSC (titles, links: ESC ] ... BEL or ESC \\),

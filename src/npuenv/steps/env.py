@@ -24,6 +24,7 @@ from ..digest import sha256_file
 from ..commands import logged_text, run
 from ..errors import CommandFailed
 from ..atomic import write_atomic
+from ..pep503 import normalize
 from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, missing, step_ids
 from .. import schema as s
 
@@ -117,7 +118,7 @@ def locked_versions(lock_text: str) -> dict[str, str]:
         name = re.search(r'(?m)^name = "([^"]+)"', block)
         version = re.search(r'(?m)^version = "([^"]+)"', block)
         if name and version and not re.search(r"(?m)^source = \{ virtual =", block):
-            found[_canonical(name.group(1))] = version.group(1)
+            found[normalize(name.group(1))] = version.group(1)
     return found
 
 
@@ -128,7 +129,7 @@ def installed_versions(venv: Path) -> dict[str, str]:
         for entry in os.scandir(site):
             if entry.name.endswith(".dist-info") and "-" in entry.name:
                 name, version = entry.name[: -len(".dist-info")].rsplit("-", 1)
-                found[_canonical(name)] = version
+                found[normalize(name)] = version
     return found
 
 
@@ -152,10 +153,6 @@ def _same_version(a: str, b: str) -> bool:
         return Version(a) == Version(b)
     except InvalidVersion:
         return False
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def uv_failure_hint(output: str) -> str:

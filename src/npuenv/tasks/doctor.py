@@ -24,6 +24,7 @@ from .boundary import boundary, mirrors_config
         "online": "also do a real TLS handshake with every host the spec uses, after mirrors",
         "deep": "target.imports really imports torch, torch_npu, apex, decord, mindspeed and megatron with CANN "
                 "sourced (slow: `import torch` alone takes seconds); by default it only finds them",
+        "wheels": "the wheelhouse bootstrap used (default: the one it recorded in the workspace)",
         "log": "explain the known failures (and name unrecognised errors) in a training/inference log FILE "
                "instead of checking the box",
     },
@@ -31,7 +32,7 @@ from .boundary import boundary, mirrors_config
 )
 @boundary
 def doctor(c, root=None, spec=None, json_=False, list_checks=False, check=None, online=False, log=None,
-           deep=False):
+           deep=False, wheels=None):
     """Check the box, workspace and target env (ok/warn/fail, each with its fix); --log explains a log."""
     from .. import doctor as library
     from ..render import doctor as render, to_json
@@ -45,7 +46,7 @@ def doctor(c, root=None, spec=None, json_=False, list_checks=False, check=None, 
         shown = selected if check else list(library.REGISTRY.values())
         return console.lines([to_json(shown)] if json_ else render.check_list(shown, library.GROUPS))
     ctx = library.build_context(root=root, spec=spec, environ=os.environ, online=online, deep=deep,
-                                mirrors_config=mirrors_config(c))
+                                mirrors_config=mirrors_config(c), wheels=wheels)
     outcomes = library.run_checks(selected, ctx)
     console.lines([to_json(outcomes)] if json_ else render.table(outcomes, library.GROUPS))
     if any(o.result.status.bad for o in outcomes):
