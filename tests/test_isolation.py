@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from npuenv.errors import UsageError
-from npuenv.isolation import (BACKUP_SUFFIX, MARKER, add_user, check_name, check_root, check_user, install_shared_uv, list_users, read_init, ssh_config, user_paths)
+from npuenv.users.add import add_user, install_shared_uv
+from npuenv.users.checks import check_user
+from npuenv.users.files import BACKUP_SUFFIX
+from npuenv.users.initsh import MARKER, read_init
+from npuenv.users.names import check_name, check_root, user_paths
+from npuenv.users.show import list_users, ssh_config
 from npuenv.errors import IsolationError, RootError, UserNameError
 from npuenv.trust import CLIENT_VARS
 

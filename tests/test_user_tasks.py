@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from npuenv.isolation import MARKER, read_init
+from npuenv.users.initsh import MARKER, read_init
 from npuenv.tasks.user import ns as user_ns
 from npuenv.trust import pem_certificates
-from npuenv.vscode import DEFAULT_PROFILE_KEY, PROFILES_KEY, loads
+from npuenv.users.jsonc import loads
+from npuenv.users.vscode import DEFAULT_PROFILE_KEY, PROFILES_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ("add", "list", "show", "vscode", "check")

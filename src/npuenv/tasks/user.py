@@ -16,7 +16,7 @@ STATUS = {"ok": "✓", "warn": "!", "fail": "✗"}
 
 def _venv_rel(spec: str) -> str:
     """The target env's folder inside the person's folder, from the spec (its env.venv)."""
-    from ..isolation import DEFAULT_VENV
+    from ..users.names import DEFAULT_VENV
     from ..spec import load_spec
 
     env = load_spec(spec).env
@@ -43,7 +43,7 @@ def add(c: Any, name, root=DEFAULT_ROOT, shell=None, ca_bundle=None, spec=DEFAUL
     import os
     from pathlib import Path
 
-    from ..isolation import add_user
+    from ..users.add import add_user
     from ..render.console import Console
     from ..trust import extra_bundles
     from ..workspace import uv_binary
@@ -73,7 +73,7 @@ def add(c: Any, name, root=DEFAULT_ROOT, shell=None, ca_bundle=None, spec=DEFAUL
 @boundary
 def list_(c: Any, root=DEFAULT_ROOT):
     """List the people's folders under ROOT: shell, init.sh state, whether the target env exists."""
-    from ..isolation import list_users
+    from ..users.show import list_users
     from ..render.console import Console
 
     console = Console()
@@ -102,7 +102,8 @@ def list_(c: Any, root=DEFAULT_ROOT):
 def show(c: Any, name, root=DEFAULT_ROOT, host="ict", hostname="HOSTNAME", port="PORT"):
     """Print the SSH config block and the VS Code settings snippet that enter NAME's folder."""
     from ..errors import UsageError
-    from ..isolation import find_user, ssh_config, vscode_snippet
+    from ..users.show import find_user, ssh_config
+    from ..users.vscode import vscode_snippet
     from ..render.console import Console
 
     console = Console()
@@ -142,7 +143,7 @@ def _ssh_port(port: str) -> str:
 def vscode(c: Any, name, project=None, root=DEFAULT_ROOT):
     """Make NAME's init.sh the default terminal of a VS Code folder (comments and other keys kept)."""
     from ..errors import UsageError
-    from ..isolation import install_vscode_profile
+    from ..users.vscode import install_vscode_profile
     from ..render.console import Console
 
     if not project:
@@ -172,7 +173,8 @@ def check(c: Any, name, root=DEFAULT_ROOT, persistent=None, strict=False):
     import os
     from pathlib import Path
 
-    from ..isolation import check_root, check_user
+    from ..users.checks import check_user
+    from ..users.names import check_root
     from ..render.console import Console
     from ..workspace import PERSISTENT
 
