@@ -11,7 +11,6 @@ from .boundary import boundary, positive_int
 
 DEFAULT_ROOT = "/home/ma-user/work"
 ROOT_HELP = f"the folder that holds everyone's folders (default {DEFAULT_ROOT})"
-STATUS = {"ok": "✓", "warn": "!", "fail": "✗"}
 
 
 def _venv_rel(spec: str) -> str:
@@ -164,39 +163,23 @@ def vscode(c: Any, name, project=None, root=DEFAULT_ROOT):
         "root": ROOT_HELP,
         "persistent": f"the folder that survives a restart (default {DEFAULT_ROOT}; ROOT when that is missing)",
         "strict": "exit 1 on warnings too, not only on failures",
+        "json": "print one JSON object per check, as doctor --json does",
     },
     auto_shortflags=False,
 )
 @boundary
-def check(c: Any, name, root=DEFAULT_ROOT, persistent=None, strict=False):
-    """Warn when NAME's HOME, caches, workspace or models live outside the persistent folder."""
+def check(c: Any, name, root=DEFAULT_ROOT, persistent=None, strict=False, json_=False):
+    """Run doctor's isolation checks on NAME's init.sh and the HOME, caches and models it gives."""
     import os
-    from pathlib import Path
 
-    from ..users.checks import check_user
-    from ..users.names import check_root
+    from ..render import to_json, users as render
     from ..render.console import Console
-    from ..workspace import PERSISTENT
+    from ..users.checks import check_user
 
-    console = Console()
-    base = Path(persistent).expanduser().absolute() if persistent else PERSISTENT
-    if not base.is_dir():
-        if persistent:
-            from ..errors import UsageError
-            raise UsageError(f"--persistent {persistent}: not a folder", hint="pass the folder that survives a restart")
-        base = check_root(root)
-        console.line(f"note: {PERSISTENT} does not exist here (not a ModelArts box?): checking against {base}")
-    findings = check_user(root, name, os.environ, base, _venv_rel(DEFAULT_SPEC))
-    width = max(len(f.label) for f in findings)
-    for finding in findings:
-        console.line(f"{STATUS[finding.status]} {finding.label:<{width}}  {finding.detail}")
-        if finding.fix and finding.status != "ok":
-            console.line(f"  {'':<{width}}  fix: {finding.fix}")
-    problems = [f for f in findings if f.status != "ok"]
-    failed = any(f.status == "fail" for f in findings)
-    console.line(f"{len(problems)} issue{'s' if len(problems) != 1 else ''} found" if problems
-                 else f"everything lives under {base}")
-    if failed or (strict and problems):
+    report = check_user(root, name, os.environ, persistent)
+    Console().lines([to_json(report.outcomes)] if json_ else render.check(report))
+    statuses = [o.result.status for o in report.outcomes]
+    if any(s.bad or (strict and s.value == "warn") for s in statuses):
         raise Exit(code=1)
 
 
