@@ -23,7 +23,8 @@ from npuenv.users.checks import check_user
 from npuenv.users.files import BACKUP_SUFFIX
 from npuenv.users.initsh import MARKER, read_init
 from npuenv.users.names import check_name, check_root, user_paths
-from npuenv.users.show import list_users, ssh_config
+from npuenv.users.folders import list_users
+from npuenv.users.show import ssh_config
 from npuenv.errors import IsolationError, RootError, UserNameError
 from npuenv.results import Status
 from npuenv.trust import CLIENT_VARS

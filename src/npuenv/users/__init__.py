@@ -9,7 +9,8 @@ the tasks render.
     files    writing inside a person's folder: symlink guards, atomic writes, backups
     initsh   init.sh and the shells' startup files (templates in shell/), reading and running init.sh
     add      user.add: make or update a person's folder; the shared uv
-    show     user.list and user.show: finding people's folders, the SSH config block
+    folders  finding people's folders and what their init.sh is (user.list)
+    show     user.show: the SSH config block and VS Code settings to paste on your own computer
     jsonc    a JSONC reader and editor that keeps comments (for settings.json)
     vscode   user.vscode: the terminal profile, merged into a folder's .vscode/settings.json
     checks   user.check: the doctor's isolation checks, run on the environment NAME's init.sh gives

@@ -17,9 +17,9 @@ from ..doctor.base import Outcome, run_checks
 from ..doctor.context import Memo
 from ..errors import UsageError
 from ..workspace import persistent_root
+from .folders import find_user
 from .initsh import probe_environment
 from .names import UserPaths
-from .show import find_user
 
 
 @dataclass(frozen=True)

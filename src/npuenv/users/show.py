@@ -1,53 +1,15 @@
-"""Finding people's folders: `user.list`, and `user.show`'s SSH config block."""
+"""`user.show`: what a person pastes on their own computer to enter their folder: the SSH config block,
+and the VS Code settings that make init.sh the default terminal."""
 
 from __future__ import annotations
 
 import os
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..errors import IsolationError
-from .initsh import read_init
-from .names import DEFAULT_VENV, NAME_PATTERN, UserPaths, check_root, user_paths
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    name: str
-    home: Path
-    state: str  # InitFile.state, or "unreadable"
-    shell: str
-    env: bool  # the target env exists
-
-
-def find_user(root: str | os.PathLike, name: str, venv_rel: str = DEFAULT_VENV) -> UserPaths:
-    """The paths of an existing person's folder, else IsolationError pointing at user.add."""
-    paths = user_paths(root, name, venv_rel)
-    if paths.home.is_symlink() or not paths.home.is_dir() or not paths.init_sh.is_file():
-        raise IsolationError(f"no user {name!r} in {paths.root} ({paths.init_sh} does not exist)",
-                             hint=f"create it with: invoke user.add {name} --root {shlex.quote(str(paths.root))}")
-    return paths
-
-
-def inspect_user(paths: UserPaths) -> UserInfo:
-    try:
-        info = read_init(paths.init_sh.read_text(encoding="utf-8"))
-        state, shell = info.state, info.shell
-    except (OSError, UnicodeDecodeError):
-        state, shell = "unreadable", ""
-    return UserInfo(paths.name, paths.home, state, shell, (paths.venv / "bin" / "python").exists())
-
-
-def list_users(root: str | os.PathLike, venv_rel: str = DEFAULT_VENV) -> list[UserInfo]:
-    """Every folder of ROOT named like a user and holding an init.sh, npuenv's or not."""
-    base = check_root(root)
-    users = []
-    for child in sorted(base.iterdir()):
-        if NAME_PATTERN.fullmatch(child.name) and child.is_dir() and not child.is_symlink() \
-                and (child / "init.sh").is_file():
-            users.append(inspect_user(UserPaths(base, child.name, venv_rel)))
-    return users
+from .folders import find_user
+from .names import UserPaths
+from .vscode import vscode_snippet
 
 
 def ssh_config(paths: UserPaths, alias: str = "ict", hostname: str = "HOSTNAME", port: str = "PORT") -> str:
@@ -59,3 +21,17 @@ def ssh_config(paths: UserPaths, alias: str = "ict", hostname: str = "HOSTNAME",
             f"\n# scp, rsync, sftp and VS Code Remote-SSH need a host without RemoteCommand; commands too:\n"
             f"#   ssh {alias}-plain {command} -c 'npu-smi info'\n"
             f"Host {alias}-plain\n{host}")
+
+
+@dataclass(frozen=True)
+class Snippets:
+    paths: UserPaths
+    ssh_config: str  # for ~/.ssh/config
+    vscode: str  # lines for a .vscode/settings.json object
+
+
+def snippets(root: str | os.PathLike, name: str, alias: str = "ict", hostname: str = "HOSTNAME",
+             port: str = "PORT") -> Snippets:
+    """NAME's SSH config block and VS Code settings; IsolationError when NAME has no folder."""
+    paths = find_user(root, name)
+    return Snippets(paths, ssh_config(paths, alias, hostname, port), vscode_snippet(paths))

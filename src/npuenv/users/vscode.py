@@ -13,7 +13,7 @@ from ..errors import IsolationError, UsageError
 from .files import BACKUP_SUFFIX, guard, inside, make_dir, write_file
 from .jsonc import set_in
 from .names import UserPaths
-from .show import find_user, inspect_user
+from .folders import find_user, inspect_user
 
 PROFILES_KEY = "terminal.integrated.profiles.linux"
 DEFAULT_PROFILE_KEY = "terminal.integrated.defaultProfile.linux"
