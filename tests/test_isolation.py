@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import shlex
 import shutil
@@ -21,7 +22,7 @@ from npuenv.errors import UsageError
 from npuenv.users.add import add_user, install_shared_uv
 from npuenv.users.checks import check_user
 from npuenv.users.files import BACKUP_SUFFIX
-from npuenv.users.initsh import MARKER, read_init
+from npuenv.users.initsh import MARKER, fill, read_init, render_init, render_shell_files
 from npuenv.users.names import check_name, check_root, user_paths
 from npuenv.users.folders import list_users
 from npuenv.users.show import ssh_config
@@ -150,6 +151,21 @@ def test_roots_that_are_not_folders_are_refused(tmp_path):
             add(bad)
         assert words in info.value.message
     assert check_root(tmp_path) == tmp_path
+
+
+# --- the shell templates (users/shell/) ---------------------------------------------------------------------
+
+def test_every_placeholder_of_the_templates_is_filled(tmp_path):
+    odd = tmp_path / "@DIGEST@ @NAME@"  # a value is never looked into for placeholders
+    odd.mkdir()
+    paths = user_paths(odd, "alice")
+    init = render_init(paths, "zsh")
+    texts = [init, *render_shell_files(paths).values()]
+    assert not [t for t in texts if re.search(r"@[A-Z_]+@", t.replace(str(odd), ""))]
+    assert f"export HOME={shlex.quote(str(odd / 'alice'))}\n" in init
+    assert read_init(init).state == "npuenv"
+    with pytest.raises(KeyError, match="@SHELL@"):
+        fill("exec @SHELL@ -l @NAME@", NAME="alice")
 
 
 # --- user.add: the folder ------------------------------------------------------------------------------
