@@ -150,7 +150,7 @@ def vscode(c: Any, name, project=None, root=DEFAULT_ROOT):
 )
 @boundary
 def check(c: Any, name, root=DEFAULT_ROOT, persistent=None, strict=False, json_=False):
-    """Run doctor's isolation checks on NAME's init.sh and the HOME, caches and models it gives."""
+    """Run doctor's isolation checks for NAME: init.sh, and where the HOME, caches and models it gives live."""
     import os
 
     from ..render import to_json, users as render
