@@ -40,11 +40,11 @@ class Location:
     direct: bool = False
 
 
-def locations(environ: Mapping[str, str], workspace: Optional[Path]) -> list[Location]:
-    """Every place of `environ` (and the workspace) that must survive a restart, by what init.sh sets and
-    the tools' own defaults: HOME; the XDG, uv and pip caches, uv's Pythons, conda's envs, the active venv;
-    the Hugging Face, ModelScope and torch hub models, and the workspace's MindSpeed-MM/ckpt."""
-    env = environ
+def locations(env: Mapping[str, str], workspace: Optional[Path]) -> list[Location]:
+    """Every place of the environment `env` (and of the workspace) that must survive a restart, by what
+    init.sh sets and the tools' own defaults: HOME; the XDG, uv and pip caches, uv's Pythons, conda's envs,
+    the active venv; the Hugging Face, ModelScope and torch hub models, and the workspace's MindSpeed-MM/ckpt.
+    The one list: doctor and user.check judge the same places."""
     home = env.get("HOME", "")
     cache = env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     data = env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
@@ -60,8 +60,8 @@ def locations(environ: Mapping[str, str], workspace: Optional[Path]) -> list[Loc
               place("caches", "uv's Pythons", "UV_PYTHON_INSTALL_DIR", os.path.join(data, "uv", "python")),
               place("caches", "pip cache", "PIP_CACHE_DIR", os.path.join(cache, "pip"))]
     if env.get("CONDA_ENVS_PATH"):
-        places.append(Location("caches", "conda envs", "CONDA_ENVS_PATH", env["CONDA_ENVS_PATH"].split(os.pathsep)[0],
-                               True))
+        first = env["CONDA_ENVS_PATH"].split(os.pathsep)[0]
+        places.append(Location("caches", "conda envs", "CONDA_ENVS_PATH", first, True))
     if env.get("VIRTUAL_ENV"):
         places.append(place("caches", "active venv", "VIRTUAL_ENV", ""))
     places += [place("models", "Hugging Face models", hub, "") if hub else
@@ -111,7 +111,7 @@ def init(ctx) -> CheckResult:
         return fail(f"{init_sh} is not executable: ssh and VS Code cannot run it",
                     f"chmod 755 {shlex.quote(str(init_sh))}")
     try:
-        ctx.environ  # noqa: B018 - in user.check, running init.sh is the test
+        ctx.environ  # noqa: B018 - in user.check this runs init.sh: does it?
     except IsolationError as exc:
         return fail(exc.message, exc.hint)
     return found
