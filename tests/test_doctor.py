@@ -23,7 +23,7 @@ from npuenv import doctor
 from npuenv.doctor import cann as cann_checks
 from npuenv.npu import compat
 from npuenv.doctor import target
-from npuenv.doctor.base import Check, CheckResult, Status, ok, run_checks
+from npuenv.doctor.base import Check, CheckResult, Status, ok, run_checks, skip
 from npuenv.doctor.context import build_context
 from npuenv.errors import UsageError
 from npuenv.npu.kill import DEVICE_GLOB_VARIABLE, NPU_SMI_VARIABLE
@@ -39,7 +39,7 @@ DEFAULT_SPEC = REPO / "env_specs" / "mindspeed-mm-internvl2.5.yaml"
 # variables of this machine that would leak into a stand-in box
 LEAKY = ("NPUENV_", "ASCEND_", "GIT_CONFIG", "GIT_SSL_NO_VERIFY", "PYTHONHTTPSVERIFY", "UV_", "PIP_", "CURL_",
          "LD_LIBRARY_PATH", "NPUS_PER_NODE", "XDG_", "HF_", "http_proxy", "https_proxy", "HTTP_PROXY",
-         "HTTPS_PROXY", "no_proxy", "NO_PROXY", "VIRTUAL_ENV")
+         "HTTPS_PROXY", "no_proxy", "NO_PROXY", "VIRTUAL_ENV", "TORCH_HOME", "MODELSCOPE_", "CONDA_")
 
 
 def base_env() -> Dict[str, str]:
@@ -575,13 +575,33 @@ def test_isolation_checks(box: Box, tmp_path: Path) -> None:
     assert result(ctx, "isolation.tag") == ok("NPUENV_USER=alice")
     assert result(ctx, "isolation.home") == ok(f"HOME={box.root}")
     assert result(ctx, "isolation.caches").finding == f"under {box.persistent}"
+    assert result(ctx, "isolation.models").finding == f"under {box.persistent}"
+    assert result(ctx, "isolation.init") == skip(f"no init.sh in {box.root}: not a folder user.add made")
     assert status(box.ctx(env=box.without("NPUENV_USER")), "isolation.tag") is Status.WARN
-    away = box.ctx(env=box.with_(HOME="/root", UV_CACHE_DIR="/tmp/uv"))
+    away = box.ctx(env=box.with_(HOME="/root", UV_CACHE_DIR="/tmp/uv", TORCH_HOME="/tmp/torch"))
     assert status(away, "isolation.home") is Status.WARN
     caches = result(away, "isolation.caches")
     assert caches.status is Status.WARN and "UV_CACHE_DIR=/tmp/uv" in caches.finding
+    assert "uv cache: /tmp/uv (UV_CACHE_DIR) — outside" in caches.details and "user.add" in caches.fix
+    models = result(away, "isolation.models")
+    assert models.status is Status.WARN and models.finding.endswith("lost at a restart: TORCH_HOME=/tmp/torch")
     not_modelarts = box.ctx(env=box.with_(NPUENV_PERSISTENT_ROOT=str(tmp_path / "absent")))
     assert status(not_modelarts, "isolation.home") is Status.SKIP
+
+
+def test_isolation_checks_in_a_folder_user_add_made(box: Box) -> None:
+    """doctor in ROOT/NAME looks at NAME's init.sh too, and wants this shell tagged NAME."""
+    from npuenv.users.add import add_user
+
+    add_user(box.persistent, "alice", shell="bash", environ=box.env)
+    init_sh = box.root / "init.sh"
+    assert result(box.ctx(), "isolation.init") == ok(f"{init_sh} (bash)")
+    bob = result(box.ctx(env=box.with_(NPUENV_USER="bob")), "isolation.tag")
+    assert bob.status is Status.FAIL and bob.finding.startswith("NPUENV_USER is 'bob', not 'alice'")
+    away = result(box.ctx(env=box.with_(PIP_CACHE_DIR="/tmp/pip")), "isolation.caches")
+    assert away.fix == f"init.sh points PIP_CACHE_DIR into {box.root}: remove what overrides it below its marker"
+    init_sh.chmod(0o644)
+    assert status(box.ctx(), "isolation.init") is Status.FAIL
 
 
 # --- target env: a real CPython 3.10 venv with the world's stand-in wheels ------------------------------
@@ -939,7 +959,7 @@ def test_task_healthy_box_exits_0_with_a_table(box: Box) -> None:
     assert lines[0] == "CANN & driver"
     assert any(line.startswith("  ✓ cann.sourced") for line in lines)
     assert "NPU devices & processes" in lines and "isolation" in lines
-    assert lines[-1] == "doctor: 12 checks, no issues found"
+    assert lines[-1] == "doctor: 14 checks, no issues found (1 skipped)"  # isolation.init: no init.sh here
 
 
 def test_task_broken_box_exits_1_and_shows_the_fix(box: Box) -> None:

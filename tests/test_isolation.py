@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import shlex
 import shutil
@@ -18,8 +19,15 @@ from pathlib import Path
 import pytest
 
 from npuenv.errors import UsageError
-from npuenv.isolation import (BACKUP_SUFFIX, MARKER, add_user, check_name, check_root, check_user, install_shared_uv, list_users, read_init, ssh_config, user_paths)
+from npuenv.users.add import add_user, install_shared_uv
+from npuenv.users.checks import check_user
+from npuenv.users.files import BACKUP_SUFFIX
+from npuenv.users.initsh import MARKER, fill, read_init, render_init, render_shell_files
+from npuenv.users.names import check_name, check_root, user_paths
+from npuenv.users.folders import list_users
+from npuenv.users.show import ssh_config
 from npuenv.errors import IsolationError, RootError, UserNameError
+from npuenv.results import Status
 from npuenv.trust import CLIENT_VARS
 
 HAVE_ZSH = shutil.which("zsh") is not None
@@ -143,6 +151,21 @@ def test_roots_that_are_not_folders_are_refused(tmp_path):
             add(bad)
         assert words in info.value.message
     assert check_root(tmp_path) == tmp_path
+
+
+# --- the shell templates (users/shell/) ---------------------------------------------------------------------
+
+def test_every_placeholder_of_the_templates_is_filled(tmp_path):
+    odd = tmp_path / "@DIGEST@ @NAME@"  # a value is never looked into for placeholders
+    odd.mkdir()
+    paths = user_paths(odd, "alice")
+    init = render_init(paths, "zsh")
+    texts = [init, *render_shell_files(paths).values()]
+    assert not [t for t in texts if re.search(r"@[A-Z_]+@", t.replace(str(odd), ""))]
+    assert f"export HOME={shlex.quote(str(odd / 'alice'))}\n" in init
+    assert read_init(init).state == "npuenv"
+    with pytest.raises(KeyError, match="@SHELL@"):
+        fill("exec @SHELL@ -l @NAME@", NAME="alice")
 
 
 # --- user.add: the folder ------------------------------------------------------------------------------
@@ -424,14 +447,27 @@ def test_shared_uv_is_on_everyones_path(root):
     assert proc.returncode == 0 and proc.stdout.startswith(f"{dest}\nuv ")
 
 
-# --- persistence ---------------------------------------------------------------------------------------------
+# --- persistence: doctor's isolation checks, run on the environment init.sh gives ------------------------------
+
+def by_name(report) -> dict:
+    return {o.check.name: o.result for o in report.outcomes}
+
 
 def test_check_is_quiet_when_everything_is_under_the_persistent_root(root):
     add(root, shell="bash")
-    findings = check_user(root, "alice", BASE_ENV, persistent=root)
-    assert [f.status for f in findings] == ["ok"] * len(findings)
-    labels = {f.label for f in findings}
-    assert {"init.sh", "HOME", "workspace", "uv cache", "pip cache", "models (Hugging Face)"} <= labels
+    report = check_user(root, "alice", BASE_ENV, persistent=root)
+    results = by_name(report)
+    assert list(results) == ["isolation.init", "isolation.tag", "isolation.home", "isolation.caches",
+                             "isolation.models"]
+    assert {name: r.status for name, r in results.items()} == dict.fromkeys(results, Status.OK)
+    assert results["isolation.init"].finding == f"{root / 'alice' / 'init.sh'} (bash)"
+    assert results["isolation.tag"].finding == "NPUENV_USER=alice"
+    assert results["isolation.home"].finding == f"HOME={root / 'alice'}"
+    cache = root / "alice" / ".cache"
+    assert f"uv cache: {root / '.cache' / 'uv'} (UV_CACHE_DIR)" in results["isolation.caches"].details
+    assert f"pip cache: {cache / 'pip'} (PIP_CACHE_DIR)" in results["isolation.caches"].details
+    assert f"Hugging Face models: {cache / 'huggingface' / 'hub'} (HF_HOME)" in results["isolation.models"].details
+    assert report.persistent == root and report.missing is None
 
 
 def test_check_warns_about_what_lives_outside(root, tmp_path):
@@ -442,33 +478,75 @@ def test_check_warns_about_what_lives_outside(root, tmp_path):
     volatile.mkdir()
     (home / "MindSpeed-MM").mkdir()
     (home / "MindSpeed-MM" / "ckpt").symlink_to(volatile)
-    findings = {f.label: f for f in check_user(root, "alice", BASE_ENV, persistent=root)}
-    assert findings["models (Hugging Face)"].status == "warn"
-    assert "/tmp/hf-somewhere/hub is outside" in findings["models (Hugging Face)"].detail
-    assert "HF_HOME" in findings["models (Hugging Face)"].fix
-    assert findings["models (checkpoints)"].status == "warn" and "symlink" in findings["models (checkpoints)"].fix
-    assert findings["uv cache"].status == "ok" and findings["HOME"].status == "ok"
-    # against a persistent root that does not hold ROOT, HOME and the workspace are flagged too
+    results = by_name(check_user(root, "alice", BASE_ENV, persistent=root))
+    models = results["isolation.models"]
+    assert models.status is Status.WARN
+    assert "Hugging Face models /tmp/hf-somewhere/hub" in models.finding
+    assert f"checkpoints {home / 'MindSpeed-MM' / 'ckpt'} -> {volatile}" in models.finding
+    assert "init.sh points HF_HOME into" in models.fix and f"{volatile} is a symlink" not in models.fix
+    assert f"move {volatile} under {root} ({home / 'MindSpeed-MM' / 'ckpt'} is a symlink to it)" in models.fix
+    assert "Hugging Face models: /tmp/hf-somewhere/hub (HF_HOME) — outside" in models.details
+    assert results["isolation.caches"].status is Status.OK and results["isolation.home"].status is Status.OK
+    # against a persistent root that does not hold ROOT, HOME (the person's folder) is flagged too
     other = tmp_path / "persistent"
     other.mkdir()
-    findings = {f.label: f for f in check_user(root, "alice", BASE_ENV, persistent=other)}
-    assert findings["HOME"].status == "warn" and "init.sh" in findings["HOME"].fix
-    assert findings["workspace"].status == "warn"
+    results = by_name(check_user(root, "alice", BASE_ENV, persistent=other))
+    assert results["isolation.home"].status is Status.WARN
+    assert results["isolation.home"].finding == f"outside {other}, lost at a restart: HOME={home}"
+    assert results["isolation.home"].fix == f"move {home} under {other} and run user.add there"
+    assert results["isolation.caches"].status is Status.WARN
+
+
+def test_check_of_a_home_overridden_below_the_marker(root, tmp_path):
+    add(root, shell="bash")
+    append_mine(root / "alice" / "init.sh", f"export HOME={shlex.quote(str(tmp_path))}\n")
+    home = by_name(check_user(root, "alice", BASE_ENV, persistent=root))["isolation.home"]
+    assert home.status is Status.WARN and f"HOME={tmp_path}" in home.finding
+    assert home.fix == f"init.sh points HOME into {root / 'alice'}: remove what overrides it below its marker"
 
 
 def test_check_reports_a_broken_init_sh(root):
     add(root, shell="bash")
     init = root / "alice" / "init.sh"
     init.chmod(0o644)
-    findings = check_user(root, "alice", BASE_ENV, persistent=root)
-    assert findings[-1].status == "fail" and "not executable" in findings[-1].detail
+    results = by_name(check_user(root, "alice", BASE_ENV, persistent=root))
+    assert results["isolation.init"].status is Status.FAIL and "not executable" in results["isolation.init"].finding
+    assert results["isolation.init"].fix == f"chmod 755 {shlex.quote(str(init))}"
+    # what init.sh would give cannot be known: the other checks say so instead of judging this shell
+    assert {results[n].status for n in ("isolation.tag", "isolation.home", "isolation.models")} == {Status.SKIP}
+    assert results["isolation.tag"].finding == "init.sh did not run (see isolation.init)"
     init.chmod(0o755)
-    append_mine(init, "export NPUENV_USER=bob\n")
-    findings = {f.label: f for f in check_user(root, "alice", BASE_ENV, persistent=root)}
-    assert findings["NPUENV_USER"].status == "fail"
+    append_mine(init, "exit 3\n")
+    results = by_name(check_user(root, "alice", BASE_ENV, persistent=root))
+    assert results["isolation.init"].status is Status.FAIL and "-c failed (exit 3)" in results["isolation.init"].finding
+    assert "-c env" in results["isolation.init"].fix
+    init.write_text(init.read_text().replace("exit 3\n", "export NPUENV_USER=bob\n"))
+    tag = by_name(check_user(root, "alice", BASE_ENV, persistent=root))["isolation.tag"]
+    assert tag.status is Status.FAIL and tag.finding.startswith("NPUENV_USER is 'bob', not 'alice'")
+
+
+def test_check_reports_what_init_sh_is(root):
+    add(root, shell="bash")
+    init = root / "alice" / "init.sh"
+    init.write_text(init.read_text().replace("export NPUENV_USER=alice", "export NPUENV_USER=alice  # mine"))
+    result = by_name(check_user(root, "alice", BASE_ENV, persistent=root))["isolation.init"]
+    assert result.status is Status.WARN and "edited by hand" in result.finding
+    init.write_text("#!/bin/bash\nexport NPUENV_USER=alice HOME=\"$(dirname \"$0\")\"\nexec bash \"$@\"\n")
+    result = by_name(check_user(root, "alice", BASE_ENV, persistent=root))["isolation.init"]
+    assert result.status is Status.WARN and result.finding.endswith("was not written by npuenv")
+    assert result.fix.endswith("--adopt")
 
 
 def test_check_of_an_unknown_person(root):
     with pytest.raises(IsolationError, match="no user 'nobody'") as info:
         check_user(root, "nobody", BASE_ENV, persistent=root)
     assert "user.add nobody" in info.value.hint
+
+
+def test_check_stands_root_in_for_a_missing_persistent_folder(root, tmp_path):
+    add(root, shell="bash")
+    absent = tmp_path / "absent"
+    report = check_user(root, "alice", {**BASE_ENV, "NPUENV_PERSISTENT_ROOT": str(absent)})
+    assert report.persistent == root and report.missing == absent
+    with pytest.raises(UsageError, match="--persistent"):
+        check_user(root, "alice", BASE_ENV, persistent=absent)

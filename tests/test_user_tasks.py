@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -11,10 +12,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from npuenv.isolation import MARKER, read_init
+from npuenv.users.initsh import MARKER, read_init
 from npuenv.tasks.user import ns as user_ns
 from npuenv.trust import pem_certificates
-from npuenv.vscode import DEFAULT_PROFILE_KEY, PROFILES_KEY, loads
+from npuenv.users.jsonc import loads
+from npuenv.users.vscode import DEFAULT_PROFILE_KEY, PROFILES_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ("add", "list", "show", "vscode", "check")
@@ -156,16 +158,33 @@ def test_check(root, tmp_path):
     invoke("user.add", "alice", "--root", str(root), "--shell", "bash")
     proc = invoke("user.check", "alice", "--root", str(root), "--persistent", str(root))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines()[0].startswith("✓ init.sh") and f"everything lives under {root}" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"isolation of alice (the environment {root}/alice/init.sh gives)"
+    assert lines[1].startswith("  ✓ isolation.init ") and lines[1].endswith(f"  {root}/alice/init.sh (bash)")
+    assert lines[-1] == f"everything lives under {root}"
     with (root / "alice" / "init.sh").open("a") as handle:
         handle.write("export HF_HOME=/tmp/hf\n")
     proc = invoke("user.check", "alice", "--root", str(root), "--persistent", str(root))
-    assert proc.returncode == 0 and "! models (Hugging Face)" in proc.stdout and "1 issue found" in proc.stdout
-    assert "fix: point HF_HOME into" in proc.stdout
+    assert proc.returncode == 0 and "  ! isolation.models " in proc.stdout and proc.stdout.endswith("\n1 issue found\n")
+    assert f"fix: init.sh points HF_HOME into {root}/alice" in proc.stdout
     proc = invoke("user.check", "alice", "--root", str(root), "--persistent", str(root), "--strict")
     assert proc.returncode == 1
     proc = invoke("user.check", "alice", "--root", str(root), "--persistent", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "--persistent" in proc.stderr
+
+
+def test_check_json_is_doctors_json(root):
+    invoke("user.add", "alice", "--root", str(root), "--shell", "bash")
+    (root / "alice" / "init.sh").chmod(0o644)
+    proc = invoke("user.check", "alice", "--root", str(root), "--persistent", str(root), "--json")
+    assert proc.returncode == 1, proc.stderr  # a failure exits 1 without --strict
+    checks = {item["name"]: item for item in json.loads(proc.stdout)}
+    assert list(checks) == ["isolation.init", "isolation.tag", "isolation.home", "isolation.caches",
+                            "isolation.models"]
+    keys = {"name", "group", "status", "finding", "fix", "details", "seconds"}  # doctor --json's
+    assert all(set(item) == keys for item in checks.values())
+    assert checks["isolation.init"]["status"] == "fail" and "not executable" in checks["isolation.init"]["finding"]
+    assert checks["isolation.home"]["status"] == "skip"
 
 
 def test_adopt_and_shared_tools(root):

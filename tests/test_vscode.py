@@ -7,9 +7,12 @@ import json
 import pytest
 
 from npuenv.errors import UsageError
-from npuenv.isolation import BACKUP_SUFFIX, add_user, install_vscode_profile
+from npuenv.users.add import add_user
+from npuenv.users.files import BACKUP_SUFFIX
 from npuenv.errors import IsolationError
-from npuenv.vscode import DEFAULT_PROFILE_KEY, PROFILES_KEY, loads, merge_terminal_profile, parse, set_in, snippet
+from npuenv.users.jsonc import loads, parse, set_in
+from npuenv.users.vscode import (DEFAULT_PROFILE_KEY, PROFILES_KEY, install_vscode_profile, merge_terminal_profile,
+                                 snippet)
 from npuenv.errors import JsoncError
 
 PROFILE, PATH = "zsh (alice)", "/home/ma-user/work/alice/init.sh"

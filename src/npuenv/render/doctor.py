@@ -11,20 +11,26 @@ MAX_DETAILS = 12
 
 
 def table(outcomes: Sequence[Any], groups: dict[str, str]) -> list[str]:
-    """Each group's checks, one line each; a warning or failure also gets its details and its fix."""
+    """Each group's checks, one line each (a warning or failure also gets its details and its fix), then
+    the summary line."""
     from ..doctor.base import count
 
+    return [*rows(outcomes, groups), "", summary_line(count(outcomes), len(outcomes))]
+
+
+def rows(outcomes: Sequence[Any], groups: dict[str, str]) -> list[str]:
+    """The table without its summary line: under each group's title, its checks."""
     width = max((len(o.check.name) for o in outcomes), default=10)
     lines: list[str] = []
     for group, title in groups.items():
-        rows = [o for o in outcomes if o.check.group == group]
-        if rows:
+        members = [o for o in outcomes if o.check.group == group]
+        if members:
             lines.append(title)
-        for o in rows:
+        for o in members:
             lines.append(f"  {symbol(o.result.status)} {o.check.name:<{width}}  {o.result.finding}")
             if o.result.status.value in ("fail", "warn", "crash"):
                 lines += _details(o.result, " " * (width + 6))
-    return [*lines, "", summary_line(count(outcomes), len(outcomes))]
+    return lines
 
 
 def _details(result: Any, pad: str) -> list[str]:

@@ -1,4 +1,8 @@
-"""`user.*`: a folder and a login entry (init.sh) per person on the shared ma-user account."""
+"""`user.*`: a folder and a login entry (init.sh) per person on the shared ma-user account.
+
+Each task parses its options, calls one function of npuenv.users and hands the result to
+npuenv.render.users. Keep this module light: `invoke --list` imports it.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,12 @@ from .boundary import boundary, positive_int
 
 DEFAULT_ROOT = "/home/ma-user/work"
 ROOT_HELP = f"the folder that holds everyone's folders (default {DEFAULT_ROOT})"
-STATUS = {"ok": "✓", "warn": "!", "fail": "✗"}
 
 
 def _venv_rel(spec: str) -> str:
     """The target env's folder inside the person's folder, from the spec (its env.venv)."""
-    from ..isolation import DEFAULT_VENV
     from ..spec import load_spec
+    from ..users.names import DEFAULT_VENV
 
     env = load_spec(spec).env
     return env.venv if env else DEFAULT_VENV
@@ -43,49 +46,31 @@ def add(c: Any, name, root=DEFAULT_ROOT, shell=None, ca_bundle=None, spec=DEFAUL
     import os
     from pathlib import Path
 
-    from ..isolation import add_user
+    from ..render import users as render
     from ..render.console import Console
     from ..trust import extra_bundles
+    from ..users.add import add_user
     from ..workspace import uv_binary
 
-    console = Console()
     extras = extra_bundles(list(ca_bundle or []), os.environ)
     uv = Path(uv_binary()) if shared_tools else None
     result = add_user(root, name, shell=shell, venv_rel=_venv_rel(spec), extras=extras, environ=os.environ,
                       adopt=adopt, shared_uv=uv)
-    paths = result.paths
-    verb = "created" if result.created else ("updated" if result.changed else "up to date:")
-    console.line(f"{verb} {paths.home} (init.sh starts {result.shell}; CA bundle: "
-                 f"{result.bundle.total} certificates)")
-    if result.changed:
-        console.line("  wrote " + ", ".join(str(p.relative_to(paths.home)) for p in result.changed))
-    if result.backup:
-        console.line(f"  the previous init.sh is kept as {result.backup}")
-    if result.shared_uv:
-        console.line(f"  shared uv: {result.shared_uv}")
+    console = Console()
+    console.lines(render.added(result))
     for warning in result.warnings:
         console.warn(warning)
-    console.line(f"enter it: {paths.init_sh}  (SSH and VS Code snippets: invoke user.show {name})")
-    console.line("your own lines go below the marker line at the end of init.sh; user.add keeps them")
 
 
 @task(name="list", help={"root": ROOT_HELP}, auto_shortflags=False)
 @boundary
 def list_(c: Any, root=DEFAULT_ROOT):
     """List the people's folders under ROOT: shell, init.sh state, whether the target env exists."""
-    from ..isolation import list_users
+    from ..render import users as render
     from ..render.console import Console
+    from ..users.folders import list_users
 
-    console = Console()
-    users = list_users(root, _venv_rel(DEFAULT_SPEC))
-    if not users:
-        console.line(f"no users in {root} yet: invoke user.add NAME --root {root}")
-        return
-    width = max(len(u.name) for u in users)
-    console.line(f"{'name':<{width}}  {'shell':<5}  {'init.sh':<10}  env  folder")
-    for user in users:
-        console.line(f"{user.name:<{width}}  {user.shell or '-':<5}  {user.state:<10}  "
-                     f"{'yes' if user.env else 'no ':<3}  {user.home}")
+    Console().lines(render.people(list_users(root, _venv_rel(DEFAULT_SPEC)), root))
 
 
 @task(
@@ -101,21 +86,23 @@ def list_(c: Any, root=DEFAULT_ROOT):
 @boundary
 def show(c: Any, name, root=DEFAULT_ROOT, host="ict", hostname="HOSTNAME", port="PORT"):
     """Print the SSH config block and the VS Code settings snippet that enter NAME's folder."""
-    from ..errors import UsageError
-    from ..isolation import find_user, ssh_config, vscode_snippet
+    from ..render import users as render
     from ..render.console import Console
+    from ..users.show import snippets
 
-    console = Console()
     port = _ssh_port(port)
-    for option, value in (("--host", host), ("--hostname", hostname)):
-        if not value or any(ch.isspace() or not ch.isprintable() for ch in value):
-            raise UsageError(f"{option} {value!r}: an SSH {option[2:]} has no spaces or control characters",
-                             hint=f"e.g. {option} {'ict' if option == '--host' else '10.0.0.5'}")
-    paths = find_user(root, name)
-    console.line(ssh_config(paths, host, hostname, port))
-    console.line(f"// VS Code: into .vscode/settings.json of a folder inside {paths.home}"
-                 f" (or: invoke user.vscode {name} --project DIR)")
-    console.line(vscode_snippet(paths))
+    _ssh_word("--host", host, "ict")
+    _ssh_word("--hostname", hostname, "10.0.0.5")
+    Console().lines(render.snippets(snippets(root, name, host, hostname, port)))
+
+
+def _ssh_word(option: str, value: str, example: str) -> None:
+    """--host and --hostname go into ~/.ssh/config as one word each."""
+    from ..errors import UsageError
+
+    if not value or any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise UsageError(f"{option} {value!r}: an SSH {option[2:]} has no spaces or control characters",
+                         hint=f"e.g. {option} {example}")
 
 
 def _ssh_port(port: str) -> str:
@@ -142,19 +129,13 @@ def _ssh_port(port: str) -> str:
 def vscode(c: Any, name, project=None, root=DEFAULT_ROOT):
     """Make NAME's init.sh the default terminal of a VS Code folder (comments and other keys kept)."""
     from ..errors import UsageError
-    from ..isolation import install_vscode_profile
+    from ..render import users as render
     from ..render.console import Console
+    from ..users.vscode import install_vscode_profile
 
     if not project:
         raise UsageError("user.vscode needs --project DIR", hint="the folder you open in VS Code, inside ROOT/NAME")
-    result = install_vscode_profile(root, name, project)
-    console = Console()
-    if result.state == "unchanged":
-        console.line(f"up to date: {result.settings} (terminal profile {result.profile!r})")
-        return
-    console.line(f"{result.state} {result.settings}: terminal profile {result.profile!r} is the default")
-    if result.backup:
-        console.line(f"  the previous file is kept as {result.backup}")
+    Console().lines(render.vscode(install_vscode_profile(root, name, project)))
 
 
 @task(
@@ -163,38 +144,22 @@ def vscode(c: Any, name, project=None, root=DEFAULT_ROOT):
         "root": ROOT_HELP,
         "persistent": f"the folder that survives a restart (default {DEFAULT_ROOT}; ROOT when that is missing)",
         "strict": "exit 1 on warnings too, not only on failures",
+        "json": "print one JSON object per check, as doctor --json does",
     },
     auto_shortflags=False,
 )
 @boundary
-def check(c: Any, name, root=DEFAULT_ROOT, persistent=None, strict=False):
-    """Warn when NAME's HOME, caches, workspace or models live outside the persistent folder."""
+def check(c: Any, name, root=DEFAULT_ROOT, persistent=None, strict=False, json_=False):
+    """Run doctor's isolation checks for NAME: init.sh, and where the HOME, caches and models it gives live."""
     import os
-    from pathlib import Path
 
-    from ..isolation import check_root, check_user
+    from ..render import to_json, users as render
     from ..render.console import Console
-    from ..workspace import PERSISTENT
+    from ..users.checks import check_user
 
-    console = Console()
-    base = Path(persistent).expanduser().absolute() if persistent else PERSISTENT
-    if not base.is_dir():
-        if persistent:
-            from ..errors import UsageError
-            raise UsageError(f"--persistent {persistent}: not a folder", hint="pass the folder that survives a restart")
-        base = check_root(root)
-        console.line(f"note: {PERSISTENT} does not exist here (not a ModelArts box?): checking against {base}")
-    findings = check_user(root, name, os.environ, base, _venv_rel(DEFAULT_SPEC))
-    width = max(len(f.label) for f in findings)
-    for finding in findings:
-        console.line(f"{STATUS[finding.status]} {finding.label:<{width}}  {finding.detail}")
-        if finding.fix and finding.status != "ok":
-            console.line(f"  {'':<{width}}  fix: {finding.fix}")
-    problems = [f for f in findings if f.status != "ok"]
-    failed = any(f.status == "fail" for f in findings)
-    console.line(f"{len(problems)} issue{'s' if len(problems) != 1 else ''} found" if problems
-                 else f"everything lives under {base}")
-    if failed or (strict and problems):
+    report = check_user(root, name, os.environ, persistent)
+    Console().lines([to_json(report.outcomes)] if json_ else render.check(report))
+    if any(o.result.status.bad or (strict and o.result.status.value == "warn") for o in report.outcomes):
         raise Exit(code=1)
 
 

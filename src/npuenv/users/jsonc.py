@@ -1,4 +1,4 @@
-"""A small JSONC reader and editor for VS Code's settings.json: comments and trailing commas are kept.
+"""A small JSONC reader and editor (VS Code's settings.json): comments and trailing commas are kept.
 
 The parser only finds positions; an edit splices new text into the original, so everything npuenv does
 not change stays as it was, byte for byte. A document that cannot be parsed is reported with line and
@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .errors import JsoncError, NpuenvError
-
-PROFILES_KEY = "terminal.integrated.profiles.linux"
-DEFAULT_PROFILE_KEY = "terminal.integrated.defaultProfile.linux"
+from ..errors import JsoncError
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _LITERALS = {"true": True, "false": False, "null": None}
@@ -310,22 +307,3 @@ def set_in(text: str, keys: Sequence[str], value: Any, source: str = "") -> str:
             return _replace_value(text, member, value)
         node = member.value
     raise AssertionError("unreachable")
-
-
-def profile_settings(profile: str, path: str) -> list[tuple[list[str], Any]]:
-    """The settings that add terminal profile `profile` running `path` and make it the default."""
-    return [([PROFILES_KEY, profile, "path"], path), ([DEFAULT_PROFILE_KEY], profile)]
-
-
-def merge_terminal_profile(text: str, profile: str, path: str, source: str = "") -> str:
-    """settings.json `text` with the profile added (or its path updated) and made the default."""
-    for keys, value in profile_settings(profile, path):
-        text = set_in(text, keys, value, source)
-    return text
-
-
-def snippet(profile: str, path: str) -> str:
-    """The lines to paste into a settings.json object by hand."""
-    profiles = json.dumps({profile: {"path": path}}, indent=4, ensure_ascii=False).replace("\n", "\n    ")
-    return (f"    {json.dumps(PROFILES_KEY)}: {profiles},\n"
-            f"    {json.dumps(DEFAULT_PROFILE_KEY)}: {json.dumps(profile, ensure_ascii=False)},")
