@@ -802,7 +802,7 @@ def test_target_env_missing(target_box: TargetBox, tmp_path: Path) -> None:
 def test_target_env_with_a_broken_set_env(target_box: TargetBox, tmp_path: Path) -> None:
     broken = make_cann(tmp_path / "broken")
     broken.set_env.write_text("echo 'set_env.sh: cannot find the driver' >&2\nreturn 3\n")
-    found = result(replace(target_box.ctx(), cann_root=broken.toolkit), "target.python")
+    found = result(on(target_box.ctx(), cann_root=broken.toolkit), "target.python")
     assert found.status is Status.FAIL
     assert found.finding == f"{broken.set_env} failed when sourced (exit 3): set_env.sh: cannot find the driver"
 
