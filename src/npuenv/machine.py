@@ -7,7 +7,6 @@ Plan, steps and doctor read them from `Machine`; nothing else asks the machine a
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ class Machine:
         release = toolchain.read_os_release(os_release)
         set_env = cann.set_env_candidate(environ)
         return cls(arch=arch(), glibc=glibc_version(), cores=len(os.sched_getaffinity(0)) or 1,
-                   os_release=release, dnf=toolchain.family(release) == "rhel" and shutil.which("dnf") is not None,
+                   os_release=release, dnf=toolchain.family(release) == "rhel" and toolchain.find_tool("dnf", environ) is not None,
                    cann_set_env=set_env, cann_present=set_env.is_file(),
                    cann_root=Path(environ.get(cann.TOOLKIT_VARIABLE) or cann.TOOLKIT))
 
