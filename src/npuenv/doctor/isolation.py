@@ -33,7 +33,7 @@ class Location:
     """A place that must survive a restart: `variable` decides it (an environment variable, or a path
     inside the workspace); `direct` when that variable is set and holds the path itself."""
 
-    kind: str  # home | caches | models: the check that looks at it
+    topic: str  # home | caches | models: the check that looks at it
     label: str
     variable: str
     path: str
@@ -51,8 +51,8 @@ def locations(env: Mapping[str, str], workspace: Optional[Path]) -> list[Locatio
     hf_home = env.get("HF_HOME") or os.path.join(cache, "huggingface")
     hub = next((v for v in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE") if env.get(v)), "")
 
-    def place(kind: str, label: str, variable: str, default: str) -> Location:
-        return Location(kind, label, variable, env.get(variable) or default, bool(env.get(variable)))
+    def place(topic: str, label: str, variable: str, default: str) -> Location:
+        return Location(topic, label, variable, env.get(variable) or default, bool(env.get(variable)))
 
     places = [Location("home", "HOME", "HOME", home, True),
               place("caches", "XDG cache", "XDG_CACHE_HOME", cache),
@@ -160,8 +160,8 @@ def tag(ctx) -> CheckResult:
 # --- where things live ------------------------------------------------------------------------------------
 
 
-def _judge(ctx, kind: str) -> CheckResult:
-    """ok when every `kind` location is under the persistent folder; else warn, naming each one outside
+def _judge(ctx, topic: str) -> CheckResult:
+    """ok when every `topic` location is under the persistent folder; else warn, naming each one outside
     (or unset) and what to change."""
     if not ctx.persistent.is_dir():
         return _not_modelarts(ctx)
@@ -169,12 +169,12 @@ def _judge(ctx, kind: str) -> CheckResult:
     if env is None:
         return skip(NO_ENVIRONMENT)
     persistent = ctx.persistent
-    places = [p for p in locations(env, ctx.root) if p.kind == kind]
+    places = [p for p in locations(env, ctx.root) if p.topic == topic]
     bad = [p for p in places if not p.path or not os.path.isabs(p.path) or not is_under(Path(p.path), persistent)]
-    details = () if kind == "home" else [f"{p.label}: {_shown(p.path)} ({p.variable})"
+    details = () if topic == "home" else [f"{p.label}: {_shown(p.path)} ({p.variable})"
                                          + (" — outside" if p in bad else "") for p in places]
     if not bad:
-        return ok(f"HOME={places[0].path}") if kind == "home" else ok(f"under {persistent}", details)
+        return ok(f"HOME={places[0].path}") if topic == "home" else ok(f"under {persistent}", details)
     outside = [_named(p) for p in bad if os.path.isabs(p.path)]
     unset = [f"{p.variable} is not set" if not p.path else f"{p.variable}={p.path!r} (not an absolute path)"
              for p in bad if not os.path.isabs(p.path)]

@@ -23,7 +23,7 @@ _LITERALS = {"true": True, "false": False, "null": None}
 class Node:
     """A value in the text: `start`/`end` are offsets of its first and one-past-last character."""
 
-    kind: str  # object | array | string | number | literal
+    shape: str  # object | array | string | number | literal
     start: int
     end: int
     value: Any = None  # the Python value, for scalars
@@ -186,9 +186,9 @@ def parse(text: str, source: str = "") -> Optional[Node]:
 def to_python(node: Optional[Node]) -> Any:
     if node is None:
         return None
-    if node.kind == "object":
+    if node.shape == "object":
         return {m.key: to_python(m.value) for m in node.members}  # a repeated key: the last one wins
-    if node.kind == "array":
+    if node.shape == "array":
         return [to_python(item) for item in node.items]
     return node.value
 
@@ -280,7 +280,7 @@ def _replace_value(text: str, member: Member, value: Any) -> str:
 
 def _describe(node: Node) -> str:
     kinds = {"array": "a list", "string": "a string", "number": "a number"}
-    return kinds.get(node.kind) or json.dumps(node.value)
+    return kinds.get(node.shape) or json.dumps(node.value)
 
 
 def set_in(text: str, keys: Sequence[str], value: Any, source: str = "") -> str:
@@ -294,7 +294,7 @@ def set_in(text: str, keys: Sequence[str], value: Any, source: str = "") -> str:
         return lead + _render(_nest(keys, value), "", _indent_unit(text), newline) + newline
     node = root
     for depth, key in enumerate(keys):
-        if node.kind != "object":
+        if node.shape != "object":
             line, column = position(text, node.start)
             where = ".".join(json.dumps(k) for k in keys[:depth]) or "the top level"
             raise JsoncError(f"{where} is {_describe(node)}, expected an object {{...}}", line, column, source)
