@@ -194,6 +194,17 @@ def nonempty(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
     return text
 
 
+def matching(pattern: Any, problem: str, text_of: Optional[Check] = None) -> Check:
+    """A string (or what `text_of` reads) that `pattern` matches; else `problem`, formatted with {text!r}."""
+    def check(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
+        text = (text_of or string)(ck, kp, value)
+        if text is not None and not pattern.match(text):
+            ck.add(kp, problem.format(text=text))
+            return None
+        return text
+    return check
+
+
 def boolean(ck: Checker, kp: KeyPath, value: Any) -> Optional[bool]:
     if isinstance(value, bool):
         return value
@@ -210,12 +221,7 @@ def version_text(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
     return nonempty(ck, kp, value)
 
 
-def python(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
-    text = version_text(ck, kp, value)
-    if text is not None and not PYTHON_RE.match(text):
-        ck.add(kp, f'expected a Python version like "3.10", got {text!r}')
-        return None
-    return text
+python = matching(PYTHON_RE, 'expected a Python version like "3.10", got {text!r}', text_of=version_text)
 
 
 def version(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
@@ -232,12 +238,8 @@ def version(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
     return text
 
 
-def name(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
-    text = string(ck, kp, value)
-    if text is not None and not NAME_RE.match(text):
-        ck.add(kp, f"{text!r} must match {NAME_RE.pattern} (lowercase letters, digits, '.', '_', '-')")
-        return None
-    return text
+name = matching(NAME_RE, "{text!r} must match " + NAME_RE.pattern.replace("{", "{{").replace("}", "}}")
+                + " (lowercase letters, digits, '.', '_', '-')")
 
 
 def https(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
@@ -254,20 +256,13 @@ def https(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
     return text
 
 
-def commit(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
-    text = string(ck, kp, value)
-    if text is not None and not COMMIT_RE.match(text):
-        ck.add(kp, f"expected a full commit id, 40 lowercase hex digits, got {text!r} "
-                   "(a branch or tag name goes in `ref`)")
-        return None
-    return text
+commit = matching(COMMIT_RE, "expected a full commit id, 40 lowercase hex digits, got {text!r} "
+                           "(a branch or tag name goes in `ref`)")
+_sha256 = matching(SHA256_RE, "expected a sha256: 64 hex digits, got {text!r}")
 
 
 def sha256(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
-    text = string(ck, kp, value)
-    if text is not None and not SHA256_RE.match(text):
-        ck.add(kp, f"expected a sha256: 64 hex digits, got {text!r}")
-        return None
+    text = _sha256(ck, kp, value)
     return text.lower() if text is not None else None
 
 
@@ -343,12 +338,7 @@ def requirement(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
     return text
 
 
-def package(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
-    text = string(ck, kp, value)
-    if text is not None and not PACKAGE_RE.match(text):
-        ck.add(kp, f"{text!r} is not a valid package name")
-        return None
-    return text
+package = matching(PACKAGE_RE, "{text!r} is not a valid package name")
 
 
 def patch_file(ck: Checker, kp: KeyPath, value: Any) -> Optional[Path]:
