@@ -207,6 +207,29 @@ def test_without_root_or_npuenv_user_it_asks_for_root(tmp_path):
     assert "NPUENV_USER is not set" in hint_of(proc)
 
 
+# --- --json ---------------------------------------------------------------------------------------------
+
+def test_bootstrap_json_prints_the_plan_or_the_run_as_one_object(tmp_path, closed_port):
+    import json
+
+    planned = bootstrap(tmp_path, "--dry-run", "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)  # stdout holds the object and nothing else
+    ids = [d["step"] for d in plan["plan"]]
+    assert plan["dry_run"] and ids == default_step_ids() and plan["would_run"] == len(ids)
+    assert {d["reason"] for d in plan["plan"]} >= {"missing"} and all(d["run"] for d in plan["plan"])
+    spec = write(tmp_path / "unreachable.yaml",
+                 f"extends: {DEFAULT_SPEC}\nmirrors:\n  'https://github.com/': 'https://127.0.0.1:{closed_port}/'\n")
+    failed = bootstrap(tmp_path, "--spec", str(spec), "--only", "repo:megatron", "--json")
+    assert failed.returncode == 1 and "step repo:megatron failed" in failed.stderr
+    run = json.loads(failed.stdout)
+    assert not run["dry_run"] and run["ok"] is False and run["counts"]["fail"] == 1
+    [step] = run["steps"]
+    assert step["step"] == "repo:megatron" and step["status"] == "fail"
+    assert f"cannot reach 127.0.0.1:{closed_port}" in step["error"] and "NPUENV_MIRRORS" in step["hint"]
+    assert step["log"].endswith("repo_megatron.log")
+
+
 # --- the network --------------------------------------------------------------------------------------
 
 def test_an_unreachable_host_is_named_and_mirrors_are_suggested(tmp_path, closed_port):
