@@ -337,6 +337,13 @@ def copy_tree(source: str, dest: str) -> Callable[[Box], None]:
     return action
 
 
+def symlink(relative: str, points_to: str) -> Callable[[Box], None]:
+    def action(box: Box) -> None:
+        (box.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (box.root / relative).symlink_to(points_to)
+    return action
+
+
 def copy_file(source: str, dest: str) -> Callable[[Box], None]:
     def action(box: Box) -> None:
         shutil.copyfile(box.root / source, box.root / dest)
@@ -738,13 +745,25 @@ COPY = rows(
         files={**COPIED, "vendored/core.npuenv-backup": ABSENT}),
     Row("done, forced", "run: forced", world=(DONE,), forced=True,
         files={**COPIED, "vendored/core.npuenv-backup": ABSENT}),
-    Row("another folder there, never recorded: kept, not deleted", "run: not recorded yet (found in place)",
+    Row("another folder there, never recorded: kept, not deleted", "run: missing",
         world=(DEPS_DONE, write_bytes("vendored/core/mine.py", b"MINE = 1\n")),
-        files={**COPIED, "vendored/core.npuenv-backup/mine.py": "MINE = 1\n"},
-        marks=(pytest.mark.xfail(strict=True, reason=(
-            "src bug, steps/copy.py: without a record, check() passes for any folder at `to` and apply() "
-            "backs up only a tree that differs from a recorded one, so a folder npuenv did not make is "
-            "deleted (moved to .core.npuenv-old, then removed)")),)),
+        files={**COPIED, "vendored/core.npuenv-backup/mine.py": "MINE = 1\n", "vendored/core/mine.py": ABSENT}),
+    Row("copied by hand from another commit, never recorded: kept, not deleted", "run: missing",
+        world=(DEPS_DONE, copy_tree("core/core", "vendored/core"), edit("vendored/core/b.py", "B = 2\n")),
+        files={**COPIED, "vendored/core.npuenv-backup/b.py": "B = 2\n", "vendored/core.npuenv-backup/a.py": "A = 1\n"}),
+    Row("a file where the folder goes, never recorded: kept", "run: missing",
+        world=(DEPS_DONE, write_bytes("vendored/core", b"my notes\n")),
+        files={**COPIED, "vendored/core.npuenv-backup": "my notes\n"}),
+    Row("a symlink to another folder there, never recorded: the link kept, what it points at untouched",
+        "run: missing",
+        world=(DEPS_DONE, write_bytes("mine/mine.py", b"MINE = 1\n"), symlink("vendored/core", "../mine")),
+        files={**COPIED, "vendored/core.npuenv-backup/mine.py": "MINE = 1\n", "mine/mine.py": "MINE = 1\n"}),
+    Row("done, edited, re-copied, edited again: the first backup is not replaced by the second",
+        "run: drifted: files in vendored/core were changed",
+        world=(DONE, edit("vendored/core/b.py", "B = 9  # mine\n"), Done(),  # a run that keeps the first edit
+               edit("vendored/core/b.py", "B = 8  # mine\n")),
+        files={**COPIED, "vendored/core.npuenv-backup/b.py": "B = 9  # mine\n",
+               "vendored/core.npuenv-backup.2/b.py": "B = 8  # mine\n"}),
 )
 
 
