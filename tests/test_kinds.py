@@ -27,6 +27,7 @@ a second), and the build's "compiler" is a script that writes a wheel.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -249,15 +250,18 @@ class Box:
 
 
 def expand(value: Any, upstream: LocalUpstream) -> Any:
-    """Fill in <lib.c1>, <lib.c1:12>, <sha.FILE>, <py.version>, <arch.this> in strings, recursively."""
+    """Fill in <lib.c1>, <lib.c1:12>, <sha.FILE> (a wheel's or a patch's), <text.FILE> (a patch's), <py.version>,
+    <arch.this> in strings, recursively."""
     if isinstance(value, dict):
         return {k: expand(v, upstream) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(expand(v, upstream) for v in value)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "<" not in value:
         return value
-    names = {**upstream.names(), "py.version": PY, "py.full": platform.python_version(), "py.other": OTHER_PY,
-             "arch.this": ARCH, "arch.other": OTHER_ARCH}
+    patches = {f"{what}.{path.name}": fact for path in upstream.patches.values()
+               for what, fact in (("sha", hashlib.sha256(path.read_bytes()).hexdigest()), ("text", path.read_text()))}
+    names = {**upstream.names(), **patches, "py.version": PY, "py.full": platform.python_version(),
+             "py.other": OTHER_PY, "arch.this": ARCH, "arch.other": OTHER_ARCH}
 
     def one(match: "re.Match[str]") -> str:
         found = names[match.group(1)]
@@ -337,6 +341,13 @@ def copy_tree(source: str, dest: str) -> Callable[[Box], None]:
     return action
 
 
+def symlink(relative: str, points_to: str) -> Callable[[Box], None]:
+    def action(box: Box) -> None:
+        (box.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (box.root / relative).symlink_to(points_to)
+    return action
+
+
 def copy_file(source: str, dest: str) -> Callable[[Box], None]:
     def action(box: Box) -> None:
         shutil.copyfile(box.root / source, box.root / dest)
@@ -380,6 +391,23 @@ def forget(step_id: str) -> Callable[[Box], None]:
         data = json.loads(path.read_text())
         del data["steps"][step_id]
         path.write_text(json.dumps(data))
+    return action
+
+
+def drop_fact(step_id: str, fact: str) -> Callable[[Box], None]:
+    """The state loses one fact of a step's record (a record written by an npuenv that did not keep it)."""
+    def action(box: Box) -> None:
+        path = workspace.Layout(box.root).state
+        data = json.loads(path.read_text())
+        del data["steps"][step_id]["resolved"][fact]
+        path.write_text(json.dumps(data))
+    return action
+
+
+def spec_patch(name: str, source: str, old: str, new: str) -> Callable[[Box], None]:
+    """A patch file beside the spec: `source` (one of the world's patches) with `old` replaced by `new`."""
+    def action(box: Box) -> None:
+        (box.spec_dir / name).write_text((box.spec_dir / source).read_text().replace(old, new))
     return action
 
 
@@ -464,6 +492,7 @@ IS_DIR = "<a folder>"
 def file_problem(box: Box, relative: str, want: Any) -> Optional[str]:
     import hashlib
 
+    relative = box.expand(relative)  # a path may name a placeholder (<sha.no-pip.patch:12>)
     path = box.root / relative
     want = box.expand(want) if isinstance(want, str) else want
     if want is ABSENT:
@@ -738,13 +767,25 @@ COPY = rows(
         files={**COPIED, "vendored/core.npuenv-backup": ABSENT}),
     Row("done, forced", "run: forced", world=(DONE,), forced=True,
         files={**COPIED, "vendored/core.npuenv-backup": ABSENT}),
-    Row("another folder there, never recorded: kept, not deleted", "run: not recorded yet (found in place)",
+    Row("another folder there, never recorded: kept, not deleted", "run: missing",
         world=(DEPS_DONE, write_bytes("vendored/core/mine.py", b"MINE = 1\n")),
-        files={**COPIED, "vendored/core.npuenv-backup/mine.py": "MINE = 1\n"},
-        marks=(pytest.mark.xfail(strict=True, reason=(
-            "src bug, steps/copy.py: without a record, check() passes for any folder at `to` and apply() "
-            "backs up only a tree that differs from a recorded one, so a folder npuenv did not make is "
-            "deleted (moved to .core.npuenv-old, then removed)")),)),
+        files={**COPIED, "vendored/core.npuenv-backup/mine.py": "MINE = 1\n", "vendored/core/mine.py": ABSENT}),
+    Row("copied by hand from another commit, never recorded: kept, not deleted", "run: missing",
+        world=(DEPS_DONE, copy_tree("core/core", "vendored/core"), edit("vendored/core/b.py", "B = 2\n")),
+        files={**COPIED, "vendored/core.npuenv-backup/b.py": "B = 2\n", "vendored/core.npuenv-backup/a.py": "A = 1\n"}),
+    Row("a file where the folder goes, never recorded: kept", "run: missing",
+        world=(DEPS_DONE, write_bytes("vendored/core", b"my notes\n")),
+        files={**COPIED, "vendored/core.npuenv-backup": "my notes\n"}),
+    Row("a symlink to another folder there, never recorded: the link kept, what it points at untouched",
+        "run: missing",
+        world=(DEPS_DONE, write_bytes("mine/mine.py", b"MINE = 1\n"), symlink("vendored/core", "../mine")),
+        files={**COPIED, "vendored/core.npuenv-backup/mine.py": "MINE = 1\n", "mine/mine.py": "MINE = 1\n"}),
+    Row("done, edited, re-copied, edited again: the first backup is not replaced by the second",
+        "run: drifted: files in vendored/core were changed",
+        world=(DONE, edit("vendored/core/b.py", "B = 9  # mine\n"), Done(),  # a run that keeps the first edit
+               edit("vendored/core/b.py", "B = 8  # mine\n")),
+        files={**COPIED, "vendored/core.npuenv-backup/b.py": "B = 9  # mine\n",
+               "vendored/core.npuenv-backup.2/b.py": "B = 8  # mine\n"}),
 )
 
 
@@ -764,6 +805,10 @@ PATCHING = (f"{APPLY} --reverse --check {{spec}}/no-pip.patch",  # applied alrea
 FOUND = (f"{APPLY} --reverse --check {{spec}}/no-pip.patch",
          f"{APPLY} --numstat --reverse {{spec}}/no-pip.patch")
 WHEN = {"patches": {"no-pip": {"when": {"pkgconfig": "libfake", "version": ">=2"}}}}
+REFRESHED = {"patches": {"no-pip": {"file": "no-pip-v2.patch"}}}
+PATCHING_V2 = tuple(command.replace("/no-pip.patch", "/no-pip-v2.patch") for command in PATCHING)
+# the earlier version, from the recorded text, reversed
+TAKE_OUT = f"{APPLY} --reverse {{root}}/.npuenv/tmp/patch_no-pip.earlier.patch"
 
 PATCH = rows(
     Row("nothing there (its repo checked out)", "run: missing", world=(DEPS_DONE,),
@@ -774,13 +819,47 @@ PATCH = rows(
         spec={"repos": {"lib": {"commit": "<lib.c2>"}}},
         others={"repo:lib": "run: spec changed"},  # the patched setup.py is npuenv's: the repo moves anyway
         commands=PATCHING, files={"lib": Head("<lib.c2>"), "lib/setup.py": SETUP_PATCHED}),
-    Row("done, then the spec names a refreshed patch", "run: spec changed", world=(DONE,),
-        spec={"patches": {"no-pip": {"file": "no-pip-v2.patch"}}},
-        any_commands=True, files={"lib/setup.py": SETUP_PATCHED_V2},
-        marks=(pytest.mark.xfail(strict=True, reason=(
-            "src bug, steps/patch.py apply(): the old patch's changes (recorded in `files`) are not taken out "
-            "first, so the new one fails with 'setup.py in lib was changed locally' and a hint to "
-            "`git checkout` a file npuenv itself changed")),)),
+    Row("done, then the spec names a refreshed patch: the earlier version is taken out first", "run: spec changed",
+        world=(DONE,), spec=REFRESHED,
+        commands=(TAKE_OUT, *PATCHING_V2),
+        files={"lib/setup.py": SETUP_PATCHED_V2, ".npuenv/tmp/patch_no-pip.earlier.patch": ABSENT},
+        resolved={"applied": True, "sha256": "<sha.no-pip-v2.patch>", "repo": "lib",
+                  "text": "<text.no-pip-v2.patch>"}),
+    Row("done, then the patched file edited and the spec names a refreshed patch: refused, the edit kept",
+        "run: spec changed", world=(DONE, append("lib/setup.py", "# my note\n")), spec=REFRESHED,
+        commands=("git --literal-pathspecs status --porcelain=v1 -z --untracked-files=all -- setup.py",),
+        fails="patch no-pip changed, but npuenv will not take its earlier version out of lib: setup.py was "
+              "edited after npuenv applied it",
+        files={"lib/setup.py": SETUP_PATCHED + "# my note\n"}, resolved={"sha256": "<sha.no-pip.patch>"}),
+    Row("done, then the patched file restored by hand and the spec names a refreshed patch", "run: spec changed",
+        world=(DONE, git_in("lib", "checkout", "--", "setup.py")), spec=REFRESHED,
+        commands=("git --literal-pathspecs status --porcelain=v1 -z --untracked-files=all -- setup.py",
+                  *PATCHING_V2),  # nothing to take out
+        files={"lib/setup.py": SETUP_PATCHED_V2}),
+    Row("done by an npuenv that kept no patch text, then a refreshed patch: the pinned file restored, the "
+        "difference kept", "run: spec changed", world=(DONE, drop_fact("patch:no-pip", "text")), spec=REFRESHED,
+        commands=("git --literal-pathspecs diff --no-color --no-ext-diff --no-textconv --no-renames --binary "
+                  "--src-prefix=a/ --dst-prefix=b/ HEAD -- setup.py",
+                  TAKE_OUT, *PATCHING_V2),
+        files={"lib/setup.py": SETUP_PATCHED_V2,
+               ".npuenv/backups/patch_no-pip.<sha.no-pip.patch:12>.diff": Contains((
+                   '-subprocess.check_call([sys.executable, "-m", "pip", "install", "-r", "requirements.txt"])',
+                   '+# subprocess.check_call([sys.executable, "-m", "pip", "install", "-r", "requirements.txt"])'))},
+        resolved={"text": "<text.no-pip-v2.patch>"}),
+    Row("done, then a refreshed patch that does not apply to the pin: refused, the earlier version put back",
+        "run: spec changed", world=(DONE, spec_patch("moved.patch", "no-pip-v2.patch", "check_call", "run")),
+        spec={"patches": {"no-pip": {"file": "moved.patch"}}},
+        commands=(TAKE_OUT, f"{APPLY} --reverse --check {{spec}}/moved.patch", f"{APPLY} --check {{spec}}/moved.patch",
+                  f"{APPLY} --numstat {{spec}}/moved.patch", "git status --porcelain=v1 -z --untracked-files=no"),
+        fails="upstream changed: moved.patch no longer applies to lib at <lib.c1:12>",
+        files={"lib/setup.py": SETUP_PATCHED}, resolved={"sha256": "<sha.no-pip.patch>"}),
+    Row("done, then the patch renamed (a new step id): refused, naming the old step", "run: missing",
+        world=(DONE,), spec={"patches": {"no-pip": None, "no-pip-renamed": {"repo": "lib", "file": "no-pip-v2.patch"}}},
+        commands=(*PATCHING_V2[:2], f"{APPLY} --numstat {{spec}}/no-pip-v2.patch",
+                  "git status --porcelain=v1 -z --untracked-files=no"),
+        fails="no-pip-v2.patch cannot be applied: setup.py in lib holds what npuenv's patch:no-pip applied, a patch "
+              "this spec no longer has",
+        files={"lib/setup.py": SETUP_PATCHED}),
     Row("done, then the patched file restored by hand", "run: not applied",
         world=(DONE, git_in("lib", "checkout", "--", "setup.py")),
         commands=PATCHING, files={"lib/setup.py": SETUP_PATCHED}),
@@ -803,6 +882,15 @@ PATCH = rows(
         world=(pkgconfig("libfake", "2.0"), Done(WHEN), pkgconfig("libfake", "1.0")), spec=WHEN,
         commands=(f"{APPLY} --reverse {{spec}}/no-pip.patch",),  # the recorded hashes say it is in: no probe
         files={"lib/setup.py": SETUP}, resolved={"applied": False}),
+    Row("done where `when:` held, then a refreshed patch where it no longer holds: the earlier version taken out",
+        "run: spec changed",
+        world=(pkgconfig("libfake", "2.0"), Done(WHEN), pkgconfig("libfake", "1.0")), spec=_deep_merge(WHEN, REFRESHED),
+        commands=(TAKE_OUT, f"{APPLY} --reverse --check {{spec}}/no-pip-v2.patch"),
+        files={"lib/setup.py": SETUP}, resolved={"applied": False, "sha256": "<sha.no-pip-v2.patch>"}),
+    Row("done where `when:` did not hold, then a refreshed patch where it holds: nothing to take out",
+        "run: spec changed",
+        world=(pkgconfig("libfake", "1.0"), Done(WHEN), pkgconfig("libfake", "2.0")), spec=_deep_merge(WHEN, REFRESHED),
+        commands=PATCHING_V2, files={"lib/setup.py": SETUP_PATCHED_V2}, resolved={"applied": True}),
 )
 
 

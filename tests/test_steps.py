@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -231,3 +232,122 @@ def test_a_when_patch_is_reversed_when_its_condition_stops_holding(tmp_path, log
         (tmp_path / "step.log").read_text()
     assert step.apply(ctx, log)["applied"] is False  # nothing applied, nothing to reverse: stays as it is
     assert (tmp_path / "MindSpeed" / "setup.py").read_text() == SETUP
+
+
+# --- a changed patch file: the version npuenv applied before is taken out first ------------------------------
+
+SHIPPED = REPO / "patches" / "mindspeed-setup-no-pip.patch"
+
+
+def refreshed_patch(folder: Path, name: str = "mindspeed-setup-no-pip.patch") -> Path:
+    """The shipped patch as a later npuenv release might ship it: the same lines, commented out another way."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(SHIPPED.read_text().replace("+# ", "+# npuenv: "))
+    return folder / name
+
+
+def applied_and_recorded(tmp_path: Path, log, patch: Patch, env: Optional[dict] = None) -> tuple:
+    """The patch applied and recorded as the engine records it, and the state read back from its file."""
+    make_repo(tmp_path, "MindSpeed", {"setup.py": SETUP})
+    step, ctx = PatchStep(patch, FakeRepo("mindspeed", "MindSpeed")), context(tmp_path)
+    ctx.env = env or ctx.env
+    ctx.state.save_step(step.id, "fp", step.apply(ctx, log), 0.1)
+    ctx.state = State.load(tmp_path / "state.json")  # the next run reads what was written
+    return step, ctx
+
+
+def test_a_refreshed_patch_takes_out_the_version_npuenv_applied_and_records_its_own_text(tmp_path, log):
+    old, ctx = applied_and_recorded(tmp_path, log, Patch("no-pip", "mindspeed", SHIPPED))
+    assert ctx.state.resolved(old.id)["text"] == SHIPPED.read_text()
+    new = PatchStep(Patch("no-pip", "mindspeed", refreshed_patch(tmp_path / "v2")), FakeRepo("mindspeed", "MindSpeed"))
+    resolved = new.apply(ctx, log)
+    setup = (tmp_path / "MindSpeed" / "setup.py").read_text()
+    assert "# npuenv: if os.getenv('CI_BUILD'" in setup and "\n# if os.getenv" not in setup
+    assert resolved["text"] == (tmp_path / "v2" / "mindspeed-setup-no-pip.patch").read_text()
+    ctx.state.stage(new.id, resolved)
+    assert new.check(ctx).ok
+    assert not list((tmp_path / ".npuenv" / "tmp").iterdir())  # the scratch copy of the earlier text is gone
+
+
+@pytest.mark.parametrize("holds", [True, False], ids=["its `when:` holds", "its `when:` no longer holds"])
+def test_a_patched_file_edited_since_is_never_taken_apart(tmp_path, log, holds):
+    """Whether the refreshed patch is to be applied or left out here, an edited file is refused and kept."""
+    from npuenv.steps.patch import Condition
+
+    pc = tmp_path / "pkgconfig"
+    _pkgconfig_module(pc, "libfakeav", "59.37.100")
+    when = Condition("libfakeav", ">=59")
+    env = {**GIT_ENV, "PKG_CONFIG_PATH": str(pc), "PKG_CONFIG_LIBDIR": str(pc)}
+    old, ctx = applied_and_recorded(tmp_path, log, Patch("no-pip", "mindspeed", SHIPPED, when), env)
+    assert ctx.state.resolved(old.id)["applied"] is True
+    if not holds:
+        _pkgconfig_module(pc, "libfakeav", "58.134.100")
+    setup = tmp_path / "MindSpeed" / "setup.py"
+    edited = setup.read_text() + "# my note\n"
+    setup.write_text(edited)
+    new = PatchStep(Patch("no-pip", "mindspeed", refreshed_patch(tmp_path / "v2"), when),
+                    FakeRepo("mindspeed", "MindSpeed"))
+    assert new.wanted(ctx)[0] is holds
+    with pytest.raises(PatchError) as info:
+        new.apply(ctx, log)
+    assert info.value.message == ("patch no-pip changed, but npuenv will not take its earlier version out of "
+                                  "MindSpeed: setup.py was edited after npuenv applied it")
+    root = tmp_path / "MindSpeed"
+    assert info.value.hint == (f"keep your change (`git -C {root} diff -- setup.py > my-change.diff`), restore the "
+                               f"pinned file (`git -C {root} checkout -- setup.py`, which takes the earlier patch out "
+                               "too), run again, then re-apply your change")
+    assert setup.read_text() == edited
+
+
+def test_an_earlier_patch_that_is_not_utf8_survives_the_state_file(tmp_path, log):
+    """A patch's bytes are recorded as text (JSON); bytes that are not UTF-8 come back as they were."""
+    work = make_repo(tmp_path / "upstream", "lib", {"x.py": ""})
+    (work / "x.py").write_bytes(b"# caf\xe9\nX = 1\n")
+    git(work, "commit", "-qam", "latin-1")
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    for name, value in (("v1", b"X = 2\n"), ("v2", b"X = 3\n")):
+        (work / "x.py").write_bytes(b"# caf\xe9\n" + value)
+        (patches / f"{name}.patch").write_bytes(subprocess.run(["git", "diff"], cwd=work, env=GIT_ENV,
+                                                               check=True, capture_output=True).stdout)
+        git(work, "checkout", "--", "x.py")
+    subprocess.run(["git", "clone", "-q", str(work), str(tmp_path / "lib")], env=GIT_ENV, check=True)
+    step, ctx = PatchStep(Patch("x", "lib", patches / "v1.patch"), FakeRepo("lib", "lib")), context(tmp_path)
+    ctx.state.save_step(step.id, "fp", step.apply(ctx, log), 0.1)
+    ctx.state = State.load(tmp_path / "state.json")
+    PatchStep(Patch("x", "lib", patches / "v2.patch"), FakeRepo("lib", "lib")).apply(ctx, log)
+    assert (tmp_path / "lib" / "x.py").read_bytes() == b"# caf\xe9\nX = 3\n"
+
+
+def test_a_renamed_patch_names_the_old_step_whose_changes_are_in_the_way(tmp_path, log):
+    """The old step left the plan with its changes in the file: the new step says whose they are."""
+    from types import SimpleNamespace
+
+    old, ctx = applied_and_recorded(tmp_path, log, Patch("no-pip", "mindspeed", SHIPPED))
+    renamed = Patch("setup-no-pip", "mindspeed", refreshed_patch(tmp_path / "v2"))
+    ctx.spec = SimpleNamespace(patches={"setup-no-pip": renamed})
+    with pytest.raises(PatchError) as info:
+        PatchStep(renamed, FakeRepo("mindspeed", "MindSpeed")).apply(ctx, log)
+    assert info.value.message == ("mindspeed-setup-no-pip.patch cannot be applied: setup.py in MindSpeed holds what "
+                                  "npuenv's patch:no-pip applied, a patch this spec no longer has")
+    assert info.value.hint == (
+        f"if mindspeed-setup-no-pip.patch replaces it (a renamed patch), take the old one out with "
+        f"`git -C {tmp_path / 'MindSpeed'} checkout -- setup.py` (it holds only what npuenv wrote), then run again")
+
+
+def test_an_earlier_patch_is_taken_out_only_of_the_files_that_still_hold_it(tmp_path, log):
+    """Of two files an earlier patch changed, one was restored by hand: the other one alone is reversed."""
+    make_repo(tmp_path, "lib", {"a.py": "A = 1\n", "b.py": "B = 1\n"})
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    for name, suffix in (("v1", "  # fixed"), ("v2", "  # fixed again")):
+        for rel, line in (("a.py", "A = 1"), ("b.py", "B = 1")):
+            (tmp_path / "lib" / rel).write_text(line + suffix + "\n")
+        (patches / f"{name}.patch").write_text(git(tmp_path / "lib", "diff"))
+        git(tmp_path / "lib", "checkout", "--", ".")
+    step, ctx = PatchStep(Patch("fix", "lib", patches / "v1.patch"), FakeRepo("lib", "lib")), context(tmp_path)
+    ctx.state.save_step(step.id, "fp", step.apply(ctx, log), 0.1)
+    git(tmp_path / "lib", "checkout", "--", "a.py")
+    PatchStep(Patch("fix", "lib", patches / "v2.patch"), FakeRepo("lib", "lib")).apply(ctx, log)
+    assert (tmp_path / "lib" / "a.py").read_text() == "A = 1  # fixed again\n"
+    assert (tmp_path / "lib" / "b.py").read_text() == "B = 1  # fixed again\n"

@@ -1,4 +1,8 @@
-"""copy:<name> — a folder copied out of a checkout (Megatron's megatron/ into MindSpeed-MM)."""
+"""copy:<name> — a folder copied out of a checkout (Megatron's megatron/ into MindSpeed-MM).
+
+What is at the destination is replaced only when it is npuenv's own copy, as recorded, or already holds what the
+copy would; anything else (a folder someone made, an edited copy) is kept as `<to>.npuenv-backup`.
+"""
 
 from __future__ import annotations
 
@@ -71,19 +75,26 @@ class CopyStep(Step):
     def fingerprint(self, ctx: Context) -> Any:
         return {"repo": self.repo.name, "commit": self.repo.commit, "path": self.copy.path, "to": self.copy.to}
 
+    def source(self, ctx: Context) -> Path:
+        return ctx.path(self.repo.path) / self.copy.path
+
     def check(self, ctx: Context) -> Checked:
         target = ctx.path(self.copy.to)
         if not target.is_dir():
             return missing()
         recorded = ctx.state.resolved(self.id).get("tree")
-        if recorded and tree_digest(target) != recorded:
-            return drifted(f"files in {self.copy.to} were changed")
+        if recorded:
+            return OK if tree_digest(target) == recorded else drifted(f"files in {self.copy.to} were changed")
+        # never recorded: found in place only when it holds what a copy would
+        source = self.source(ctx)
+        if not source.is_dir() or tree_digest(target) != tree_digest(source):
+            return drifted(f"{self.copy.to} differs from {self.repo.path}/{self.copy.path}")
         return OK
 
     def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
         import shutil  # only when copying: an up-to-date run never needs it
 
-        source = ctx.path(self.repo.path) / self.copy.path
+        source = self.source(ctx)
         if not source.is_dir():
             raise NpuenvError(f"{self.copy.path}/ is missing in {self.repo.name} at {self.repo.commit[:12]}",
                               hint="check copies.{}.path in the spec".format(self.copy.name))
@@ -93,19 +104,40 @@ class CopyStep(Step):
         digest = tree_digest(tmp)
         old = target.parent / f".{target.name}.npuenv-old"
         remove(old, ctx.root)
-        recorded = ctx.state.resolved(self.id).get("tree")
-        if recorded and target.is_dir() and tree_digest(target) != recorded:
-            # files were edited after npuenv copied them: keep the edited tree instead of discarding it
-            old = target.parent / f"{target.name}.npuenv-backup"
-            remove(old, ctx.root)
-            log.write(f"{target} was edited: kept as {old}\n")
-        if target.exists():
+        if os.path.lexists(target):
+            foreign = self._foreign(ctx, target, digest)
+            if foreign:
+                # not what npuenv left there: kept beside the copy, never deleted
+                old = backup_path(target)
+                log.write(f"{target} {foreign}: kept as {old}\n")
             os.replace(target, old)
         os.replace(tmp, target)
         if old.name.startswith("."):
             remove(old, ctx.root)
         log.write(f"copied {source} -> {target}\n")
         return {"tree": digest}
+
+    def _foreign(self, ctx: Context, target: Path, digest: str) -> str:
+        """Why what is at `target` must be kept ("" when it may go: npuenv's own copy as recorded, or the very
+        content the fresh copy has)."""
+        if target.is_dir() and tree_digest(target) == digest:
+            return ""
+        recorded = ctx.state.resolved(self.id).get("tree")
+        if recorded and target.is_dir() and tree_digest(target) == recorded:
+            return ""
+        if recorded:
+            return "was edited"
+        return f"was there before npuenv (it differs from {self.repo.path}/{self.copy.path})"
+
+
+def backup_path(target: Path) -> Path:
+    """TARGET.npuenv-backup, or .npuenv-backup.2, .3, ...: an earlier backup is never replaced."""
+    path = target.with_name(f"{target.name}.npuenv-backup")
+    number = 1
+    while os.path.lexists(path):
+        number += 1
+        path = target.with_name(f"{target.name}.npuenv-backup.{number}")
+    return path
 
 
 def compile(spec: Any, machine: Any) -> list[Step]:
