@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
@@ -163,3 +164,13 @@ def fresh_tmp_sibling(path: Path, inside: Path) -> Path:
     tmp = path.parent / f".{path.name}.npuenv-tmp"
     remove(tmp, inside)
     return tmp
+
+
+def backup_path(target: Path) -> Path:
+    """TARGET.npuenv-backup, or .npuenv-backup.2, .3, ...: an earlier backup is never replaced."""
+    path = target.with_name(f"{target.name}.npuenv-backup")
+    number = 1
+    while os.path.lexists(path):
+        number += 1
+        path = target.with_name(f"{target.name}.npuenv-backup.{number}")
+    return path

@@ -16,7 +16,8 @@ from typing import IO, Any
 
 from ..confine import remove
 from ..errors import NpuenvError
-from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, fresh_tmp_sibling, missing, step_ids
+from .base import (OK, Checked, Context, Kind, Step, backup_path, containing_repo, drifted, fresh_tmp_sibling, missing,
+                   step_ids)
 from .. import schema as s
 
 
@@ -128,16 +129,6 @@ class CopyStep(Step):
         if recorded:
             return "was edited"
         return f"was there before npuenv (it differs from {self.repo.path}/{self.copy.path})"
-
-
-def backup_path(target: Path) -> Path:
-    """TARGET.npuenv-backup, or .npuenv-backup.2, .3, ...: an earlier backup is never replaced."""
-    path = target.with_name(f"{target.name}.npuenv-backup")
-    number = 1
-    while os.path.lexists(path):
-        number += 1
-        path = target.with_name(f"{target.name}.npuenv-backup.{number}")
-    return path
 
 
 def compile(spec: Any, machine: Any) -> list[Step]:

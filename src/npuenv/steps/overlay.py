@@ -11,7 +11,8 @@ from typing import IO, Any
 
 from ..errors import NpuenvError
 from ..digest import sha256_file
-from .base import OK, Checked, Context, Kind, Step, drifted, fresh_tmp_sibling, missing, patches_of, step_ids
+from .base import (OK, Checked, Context, Kind, Step, backup_path, drifted, fresh_tmp_sibling, missing, patches_of,
+                   step_ids)
 from .. import schema as s
 
 
@@ -90,7 +91,7 @@ class OverlayStep(Step):
         recorded = ctx.state.resolved(self.id).get("sha256")
         if recorded and target.is_file() and sha256_file(target) != recorded:
             # someone edited the file after npuenv put it there: keep their version
-            backup = target.with_name(target.name + ".npuenv-backup")
+            backup = backup_path(target)
             shutil.copy2(target, backup)
             log.write(f"{target} was edited: kept as {backup}\n")
         tmp = fresh_tmp_sibling(target, ctx.root)
