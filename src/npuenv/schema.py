@@ -224,18 +224,53 @@ def version_text(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
 python = matching(PYTHON_RE, 'expected a Python version like "3.10", got {text!r}', text_of=version_text)
 
 
-def version(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
-    text = version_text(ck, kp, value)
-    if text is None or not ck.pep:
+def parsed_by(parse: Callable[[str], Any], problem: Callable[[str, ValueError], str],
+              text_of: Optional[Check] = None) -> Check:
+    """A string that `parse` accepts (packaging's parsers raise ValueError subclasses); else `problem`.
+    Only when the spec is checked in full (ck.pep): `parse` imports packaging, which a spec that passed
+    before does not pay for."""
+    def check(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
+        text = (text_of or nonempty)(ck, kp, value)
+        if text is None or not ck.pep:
+            return text
+        try:
+            parse(text)
+        except ValueError as exc:
+            ck.add(kp, problem(text, exc))
+            return None
         return text
-    from packaging.version import InvalidVersion, Version
+    return check
 
-    try:
-        Version(text)
-    except InvalidVersion:
-        ck.add(kp, f"{text!r} is not a valid version (PEP 440)")
-        return None
-    return text
+
+def _version(text: str) -> None:
+    from packaging.version import Version
+
+    Version(text)
+
+
+def _specifier_set(text: str) -> None:
+    from packaging.specifiers import SpecifierSet
+
+    SpecifierSet(text)
+
+
+class _HttpRefused(ValueError):
+    pass
+
+
+def _requirement(text: str) -> None:
+    from packaging.requirements import Requirement
+
+    req = Requirement(text)
+    if req.url and urlsplit(req.url).scheme.lower() == "http":
+        raise _HttpRefused(HTTP_REFUSED)
+
+
+version = parsed_by(_version, lambda text, exc: f"{text!r} is not a valid version (PEP 440)", version_text)
+specifier = parsed_by(_specifier_set, lambda text, exc: f"{text!r} is not a version condition such as '>=59' or "
+                                                        "'>=5,<7'")
+requirement = parsed_by(_requirement, lambda text, exc: HTTP_REFUSED if isinstance(exc, _HttpRefused) else
+                        f"not a valid requirement (PEP 508): {str(exc).splitlines()[0]}")
 
 
 name = matching(NAME_RE, "{text!r} must match " + NAME_RE.pattern.replace("{", "{{").replace("}", "}}")
@@ -321,23 +356,6 @@ def ref(names: Iterable[str], kind: str, section: str) -> Check:
     return check
 
 
-def requirement(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
-    text = nonempty(ck, kp, value)
-    if text is None or not ck.pep:
-        return text
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        req = Requirement(text)
-    except InvalidRequirement as exc:
-        ck.add(kp, f"not a valid requirement (PEP 508): {str(exc).splitlines()[0]}")
-        return None
-    if req.url and urlsplit(req.url).scheme.lower() == "http":
-        ck.add(kp, HTTP_REFUSED)
-        return None
-    return text
-
-
 package = matching(PACKAGE_RE, "{text!r} is not a valid package name")
 
 
@@ -351,20 +369,6 @@ def patch_file(ck: Checker, kp: KeyPath, value: Any) -> Optional[Path]:
         ck.add(kp, f"no such patch file: {shown(path)} (paths are relative to the spec file's folder)")
         return None
     return path
-
-
-def specifier(ck: Checker, kp: KeyPath, value: Any) -> Optional[str]:
-    text = nonempty(ck, kp, value)
-    if text is None or not ck.pep:
-        return text
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    try:
-        SpecifierSet(text)
-    except InvalidSpecifier:
-        ck.add(kp, f"{text!r} is not a version condition such as '>=59' or '>=5,<7'")
-        return None
-    return text
 
 
 def arches(ck: Checker, kp: KeyPath, value: Any) -> Tuple[str, ...]:

@@ -17,7 +17,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -278,19 +278,30 @@ def _spec_requirement(spec, name: str) -> Optional[Requirement]:
 
 @check("target.torch", "torch in the target env is the version the spec pins")
 def torch(ctx) -> CheckResult:
-    facts, result = after_python(ctx)
+    req = _spec_requirement(ctx.spec, "torch")
+    facts, found, result = _version_in_env(ctx, "torch", req, lambda found: not req.specifier or SpecifierSet(
+        str(req.specifier)).contains(found, prereleases=True))
     if result is not None:
         return result
-    req = _spec_requirement(ctx.spec, "torch")
-    found = _installed(facts, "torch")
-    if found is None:
-        if req is None:
-            return skip("the spec installs no torch")
-        return fail(f"torch is not installed in the target env (the spec asks for {req})",
-                    _bootstrap_only(ctx, ["env"]))
-    if req is not None and req.specifier and not SpecifierSet(str(req.specifier)).contains(found, prereleases=True):
-        return fail(f"torch {found} is installed, the spec asks for {req}", _bootstrap_only(ctx, ["env"]))
     return ok(f"torch {found}" + (f" (the spec asks for {req})" if req is not None else ""))
+
+
+def _version_in_env(ctx, package: str, wanted: Any, fits: Callable[[str], bool]) -> tuple:
+    """(probe facts, installed version, None), or a result when the target env cannot answer, the spec
+    installs no `package`, it is missing, or its version does not fit `wanted` (the spec's ask)."""
+    facts, result = after_python(ctx)
+    if result is not None:
+        return facts, None, result
+    found = _installed(facts, package)
+    if found is None and wanted is None:
+        return facts, None, skip(f"the spec installs no {package}")
+    if found is None:
+        return facts, None, fail(f"{package} is not installed in the target env (the spec asks for {wanted})",
+                                 _bootstrap_only(ctx, ["env"]))
+    if wanted is not None and not fits(found):
+        return facts, found, fail(f"{package} {found} is installed, the spec asks for {wanted}",
+                                  _bootstrap_only(ctx, ["env"]))
+    return facts, found, None
 
 
 def _same(a: str, b: str) -> bool:
@@ -302,18 +313,10 @@ def _same(a: str, b: str) -> bool:
 
 @check("target.torch_npu", "torch_npu is the spec's version, extends the installed torch, and matches CANN")
 def torch_npu(ctx) -> CheckResult:
-    facts, result = after_python(ctx)
+    wanted = cann.spec_torch_npu(ctx.spec)
+    facts, found, result = _version_in_env(ctx, "torch_npu", wanted, lambda found: _same(found, wanted))
     if result is not None:
         return result
-    wanted = cann.spec_torch_npu(ctx.spec)
-    found = _installed(facts, "torch_npu")
-    if found is None:
-        if wanted is None:
-            return skip("the spec installs no torch_npu")
-        return fail(f"torch_npu is not installed in the target env (the spec asks for {wanted})",
-                    _bootstrap_only(ctx, ["env"]))
-    if wanted is not None and not _same(found, wanted):
-        return fail(f"torch_npu {found} is installed, the spec asks for {wanted}", _bootstrap_only(ctx, ["env"]))
     torch_found = _installed(facts, "torch")
     base = compat.torch_for(found)
     if torch_found and base and not _same(Version(torch_found).base_version, base):
