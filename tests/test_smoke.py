@@ -237,6 +237,20 @@ def test_the_step_without_npu_devices_records_a_skip(tmp_path):
     assert step.fingerprint(ctx)["npus"] == [3]  # the same workspace on a box with NPUs runs the test
 
 
+def test_a_rebuilt_wheel_at_the_same_path_runs_the_smoke_test_again(tmp_path):
+    """A forced rebuild keeps the build's cache key and wheel path: the smoke test sees the wheel's hash."""
+    ctx = step_context(tmp_path, {})
+    step = next(s for s in compile_steps(ctx.spec, Machine("x86_64", "2.36")) if s.id == "smoke")
+    wheel = str(tmp_path / "wheels" / "built" / "apex" / "k" / "apex-0.1+ascend-cp310-cp310-linux_x86_64.whl")
+    ctx.state.save_step("build:apex", "f", {"wheel": wheel}, 1.0)  # recorded before hashes were kept
+    by_path = step.fingerprint(ctx)["builds"]["build:apex"]
+    assert by_path == wheel  # an old record keeps its fingerprint: nothing re-runs after an update
+    ctx.state.save_step("build:apex", "f", {"wheel": wheel, "sha256": "a" * 64}, 1.0)
+    first = step.fingerprint(ctx)
+    ctx.state.save_step("build:apex", "f", {"wheel": wheel, "sha256": "b" * 64}, 1.0)
+    assert step.fingerprint(ctx) != first
+
+
 # --- for real: the script in the venv ---------------------------------------------------------------------
 
 def test_two_stand_in_npus_pass_every_probe_with_cann_sourced(target, two_npus):

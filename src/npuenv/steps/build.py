@@ -24,6 +24,7 @@ from typing import IO, Any, Optional
 from .. import cann, toolchain
 from ..confine import remove
 from ..data import TEST_VIDEO
+from ..digest import sha256_file
 from ..errors import BuildFailed, NpuenvError
 from ..commands import logged_text, run, run_streaming
 from ..errors import CommandFailed
@@ -212,6 +213,8 @@ class BuildStep(Step):
                 dist = parse_wheel_filename(wheel.name)[0]
                 self._install(ctx, wheel, dist, log)
         verified = self._verify(ctx, log)
+        # the installed wheel's own hash (a forced rebuild keeps the key and path): what comes after sees a change
+        facts.setdefault("sha256", sha256_file(wheel))
         return {**facts, **verified, "wheel": str(wheel), "dist": dist, "dist_info": self._dist_info(ctx, dist)}
 
     # --- building ------------------------------------------------------------------------------------

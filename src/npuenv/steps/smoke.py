@@ -34,7 +34,9 @@ class SmokeStep(Step):
 
     def fingerprint(self, ctx: Context) -> Any:
         python = ctx.state.resolved("python")
-        builds = {d: ctx.state.resolved(d).get("wheel") for d in self.deps if d.startswith("build:")}
+        # each build's wheel by its hash (by its path where a build recorded before npuenv kept hashes)
+        builds = {d: ctx.state.resolved(d).get("sha256") or ctx.state.resolved(d).get("wheel")
+                  for d in self.deps if d.startswith("build:")}
         return {"env": ctx.spec.fragment("env"), "interpreter": [python.get("interpreter"), python.get("version")],
                 "lock": ctx.state.resolved("env").get("lock_sha256"), "builds": builds,
                 "script": sha256_file(smoke.SCRIPT), "npus": smoke.npu_devices(ctx.env),
