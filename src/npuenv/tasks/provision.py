@@ -18,7 +18,7 @@ from .boundary import boundary, mirrors_config, positive_int
         "jobs": "how many independent steps run at once (default 4)",
         "ca-bundle": "FILE: an extra CA file (PEM) to trust besides the public roots (repeatable)",
         "python": "the target env's interpreter, e.g. /path/to/python3.10 (default: found or installed)",
-        "wheels": "the wheelhouse folder (default: this checkout's wheels/)",
+        "wheels": "the wheelhouse folder (default: the one this workspace last used, else this checkout's wheels/)",
         "wait": "wait for another npuenv run in the same workspace instead of refusing",
         "json": "print the plan (with --dry-run) or the run as one JSON object instead of lines and a table",
     },
