@@ -785,7 +785,8 @@ COPY = rows(
         world=(DONE, edit("vendored/core/b.py", "B = 9  # mine\n"), Done(),  # a run that keeps the first edit
                edit("vendored/core/b.py", "B = 8  # mine\n")),
         files={**COPIED, "vendored/core.npuenv-backup/b.py": "B = 9  # mine\n",
-               "vendored/core.npuenv-backup.2/b.py": "B = 8  # mine\n"}),
+               "vendored/core.npuenv-backup.2/b.py": "B = 8  # mine\n"},
+        resolved={"note": "vendored/core was edited: kept as vendored/core.npuenv-backup.2"}),
 )
 
 
@@ -920,7 +921,8 @@ OVERLAY = rows(
         files={"lib": Head("<lib.c2>"), "lib/lib/dpa.py": "NEW = 1\n"}),
     Row("done, then the overlaid file edited", "run: drifted: lib/dpa.py differs from examples/dpa.py",
         world=(DONE, append("lib/lib/dpa.py", "MINE = 1\n")),
-        files={"lib/lib/dpa.py": "NEW = 1\n", "lib/lib/dpa.py.npuenv-backup": "NEW = 1\nMINE = 1\n"}),
+        files={"lib/lib/dpa.py": "NEW = 1\n", "lib/lib/dpa.py.npuenv-backup": "NEW = 1\nMINE = 1\n"},
+        resolved={"note": "lib/dpa.py was edited: kept as lib/lib/dpa.py.npuenv-backup"}),
     Row("done, edited, re-overlaid, edited again: the first backup is not replaced by the second",
         "run: drifted: lib/dpa.py differs from examples/dpa.py",
         world=(DONE, append("lib/lib/dpa.py", "MINE = 1\n"), Done(), append("lib/lib/dpa.py", "MINE = 2\n")),

@@ -105,18 +105,20 @@ class CopyStep(Step):
         digest = tree_digest(tmp)
         old = target.parent / f".{target.name}.npuenv-old"
         remove(old, ctx.root)
+        facts: dict[str, Any] = {"tree": digest}
         if os.path.lexists(target):
             foreign = self._foreign(ctx, target, digest)
             if foreign:
                 # not what npuenv left there: kept beside the copy, never deleted
                 old = backup_path(target)
                 log.write(f"{target} {foreign}: kept as {old}\n")
+                facts["note"] = f"{self.copy.to} {foreign}: kept as {old.relative_to(ctx.root)}"
             os.replace(target, old)
         os.replace(tmp, target)
         if old.name.startswith("."):
             remove(old, ctx.root)
         log.write(f"copied {source} -> {target}\n")
-        return {"tree": digest}
+        return facts
 
     def _foreign(self, ctx: Context, target: Path, digest: str) -> str:
         """Why what is at `target` must be kept ("" when it may go: npuenv's own copy as recorded, or the very

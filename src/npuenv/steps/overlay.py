@@ -89,17 +89,21 @@ class OverlayStep(Step):
             )
         target.parent.mkdir(parents=True, exist_ok=True)
         recorded = ctx.state.resolved(self.id).get("sha256")
+        kept = None
         if recorded and target.is_file() and sha256_file(target) != recorded:
             # someone edited the file after npuenv put it there: keep their version
-            backup = backup_path(target)
-            shutil.copy2(target, backup)
-            log.write(f"{target} was edited: kept as {backup}\n")
+            kept = backup_path(target)
+            shutil.copy2(target, kept)
+            log.write(f"{target} was edited: kept as {kept}\n")
         tmp = fresh_tmp_sibling(target, ctx.root)
         shutil.copy2(source, tmp)
         os.replace(tmp, target)
         log.write(f"copied {source} -> {target}\n")
         digest = sha256_file(target)
-        return {"sha256": digest, "files": {self.overlay.to_path: digest}}
+        facts: dict[str, Any] = {"sha256": digest, "files": {self.overlay.to_path: digest}}
+        if kept is not None:
+            facts["note"] = f"{self.overlay.to_path} was edited: kept as {kept.relative_to(ctx.root)}"
+        return facts
 
 
 def compile(spec: Any, machine: Any) -> list[Step]:
