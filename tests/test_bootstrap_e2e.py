@@ -344,11 +344,15 @@ def test_force_rebuilds_and_an_invalid_cached_wheel_is_never_used(world, tmp_pat
     resolved = state(tmp_path)["steps"]["build:apex"]["resolved"]
     assert resolved["cached"] is False and resolved["wheel"] == str(built) and built.is_file()
     assert sorted(p.name for p in built.parent.glob("*.whl")) == [built.name]
+    before = resolved["sha256"]
     forced = bootstrap(world, tmp_path, "--force", "build:apex")
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    assert state(tmp_path)["steps"]["build:apex"]["resolved"]["cached"] is False
+    rebuilt = state(tmp_path)["steps"]["build:apex"]["resolved"]
+    assert rebuilt["cached"] is False and rebuilt["wheel"] == str(built)
     assert "forced: rebuilding" in (tmp_path / "ws/.npuenv/logs/build_apex.log").read_text()
-    assert results(forced) == {**{s: "up-to-date" for s in STEPS}, "build:apex": "done"}
+    # same key, same path: the smoke test runs again exactly when the rebuilt wheel's bytes differ
+    smoke = "up-to-date" if rebuilt["sha256"] == before else "done"
+    assert results(forced) == {**{s: "up-to-date" for s in STEPS}, "build:apex": "done", "smoke": smoke}
 
 
 def world_uv() -> str:
