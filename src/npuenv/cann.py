@@ -31,12 +31,6 @@ def set_env_candidate(env: Mapping[str, str]) -> Path:
     return Path(env.get(SET_ENV_VARIABLE) or SET_ENV)
 
 
-def set_env_present(env: Mapping[str, str]) -> Optional[Path]:
-    """The set_env.sh to source on this machine, or None where CANN is not installed."""
-    candidate = set_env_candidate(env)
-    return candidate if candidate.is_file() else None
-
-
 def sourced(argv: Sequence[str], set_env: Optional[Path], label: str = "npuenv") -> list[str]:
     """`argv` run by bash after sourcing `set_env` (argument lists throughout); `argv` itself when None."""
     argv = [os.fspath(a) for a in argv]

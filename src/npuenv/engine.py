@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from .errors import NpuenvError, StepFailed, UsageError
-from .results import Status, count
 from .commands import stop_all
-from .errors import CommandFailed
+from .errors import CommandFailed, NpuenvError, StepFailed, UsageError
+from .results import Status, count
 from .steps.base import Context, Step
 
 
@@ -28,11 +27,6 @@ class Decision:
     run: bool
     reason: str
     detail: str = ""  # what the step pins, for the plan
-
-    @property
-    def status(self) -> Status:
-        """What the step would be: run (NOT_RUN yet) or UP_TO_DATE."""
-        return Status.NOT_RUN if self.run else Status.UP_TO_DATE
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step_id, "run": self.run, "reason": self.reason, "detail": self.detail}
@@ -61,7 +55,7 @@ class Outcome:
 class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
     wall: float = 0.0
-    plan: list[Decision] = field(default_factory=list)  # a dry run's decisions (then no outcomes)
+    plan: Optional[list[Decision]] = None  # a dry run's decisions (then no outcomes); None: a run
 
     @property
     def failed(self) -> list[Outcome]:
@@ -71,7 +65,7 @@ class RunReport:
         return next(o for o in self.outcomes if o.step_id == step_id)
 
     def to_json(self) -> dict[str, Any]:
-        if self.plan:
+        if self.plan is not None:
             return {"dry_run": True, "plan": [d.to_json() for d in self.plan],
                     "would_run": sum(d.run for d in self.plan)}
         counts = count(o.status for o in self.outcomes)

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import IO, Optional
 from urllib.parse import urlsplit
 
-from .errors import GitError, GitUnreachable
+from .errors import CommandFailed, GitError, GitUnreachable
 from .commands import run
-from .errors import CommandFailed
 
 
 def git(args: list[str], *, cwd: Optional[Path] = None, env: Mapping[str, str],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any, Protocol
 
 
 class Status(str, enum.Enum):
@@ -26,15 +25,6 @@ class Status(str, enum.Enum):
     def bad(self) -> bool:
         """Does this status make the task exit non-zero?"""
         return self in (Status.FAIL, Status.CRASH)
-
-
-class Result(Protocol):
-    """What every result offers its renderers."""
-
-    @property
-    def status(self) -> Status: ...
-
-    def to_json(self) -> dict[str, Any]: ...
 
 
 def count(statuses: Iterable[Status]) -> dict[Status, int]:

@@ -1,7 +1,7 @@
 """Rendering: the only code that turns results into what a person reads (text) or a program reads (JSON).
 
-- console.py: the terminal (lines, a live status line, progress bars, errors and warnings);
-- one module per task family (bootstrap, doctor, smoke, kill_npu, users) holding its text layout;
+- console.py: the terminal (lines, one live line that the next line replaces, errors and warnings);
+- one module per task family (bootstrap, doctor, smoke, kill_npu, users, wheels) holding its text layout;
 - to_json(): one JSON document from result objects, for every task's --json.
 
 The library never prints: it returns results (npuenv.results) or raises NpuenvError; the tasks hand them

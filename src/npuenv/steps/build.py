@@ -25,9 +25,8 @@ from .. import cann, toolchain
 from ..confine import remove
 from ..data import TEST_VIDEO
 from ..digest import sha256_file
-from ..errors import BuildFailed, NpuenvError
+from ..errors import BuildFailed, CommandFailed, NpuenvError
 from ..commands import logged_text, run, run_streaming
-from ..errors import CommandFailed
 from .base import OK, Checked, Context, Kind, Step, drifted, missing, patches_of, step_ids
 from .wheel import Wheel, check_wheel_files, fetch_pinned, wheel_files
 from .. import schema as s

@@ -19,10 +19,9 @@ import re
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from ..errors import NpuenvError
+from ..errors import CommandFailed, NpuenvError
 from ..digest import sha256_file
 from ..commands import logged_text, run
-from ..errors import CommandFailed
 from ..atomic import write_atomic
 from ..pep503 import normalize
 from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, missing, step_ids
