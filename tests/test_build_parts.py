@@ -276,7 +276,7 @@ def test_the_cache_never_holds_an_invalid_wheel(tmp_path):
 def test_leftovers_of_killed_runs_are_swept_but_not_what_is_in_use(tmp_path):
     """`.<key>.tmp-PID` of a dead process goes; a live one's stays; a `.part` someone downloads stays."""
     from npuenv import wheelhouse
-    from npuenv.lock import entry_lock
+    from npuenv.flock import entry_lock
 
     wheels = tmp_path / "wheels"
     folder = wheels / "built" / "apex"

@@ -12,7 +12,7 @@ import pytest
 
 from npuenv.engine import Engine, failure, select, topo_order
 from npuenv.errors import LockError, NpuenvError, UsageError
-from npuenv.lock import workspace_lock
+from npuenv.flock import workspace_lock
 from npuenv.machine import Machine
 from npuenv.results import Status
 from npuenv.state import State

@@ -49,11 +49,14 @@ class Ctx:
     """What EnvStep.pyproject reads from a step context."""
 
     def __init__(self, arch: str, mirrors: Mirrors = Mirrors()) -> None:
-        self.arch, self.mirrors = arch, mirrors
+        self.arch, self.mirrors, self.lock = arch, mirrors, None
         self.wheels_dir, self.home = Path("/w/wheels"), Path("/r/.npuenv")
 
     def path(self, relative: str) -> Path:
         return Path("/r") / relative
+
+
+PROJECT = Path("/r/.npuenv/target")
 
 
 def step() -> EnvStep:
@@ -63,19 +66,30 @@ def step() -> EnvStep:
 
 def test_torch_comes_from_the_cpu_index_on_x86_64_only():
     for arch in ("x86_64", "aarch64"):
-        text = step().pyproject(Ctx(arch))
+        text = step().pyproject(Ctx(arch), PROJECT)
         assert f"environments = [\"sys_platform == 'linux' and platform_machine == '{arch}'\"]" in text
         # one project file for both: the marker, not the file, decides where torch comes from
         assert '"torch" = [{ index = "pytorch-cpu", marker = "platform_machine == \'x86_64\'" }]' in text
         assert '[[tool.uv.index]]\nname = "pytorch-cpu"\nurl = "https://download.pytorch.org/whl/cpu"\nexplicit = true' \
             in text
-        assert f'torch_npu-2.1.0.post8-cp310-cp310-manylinux_2_17_{arch}.manylinux2014_{arch}.whl' in text
+        # the wheel is named inside the project, wherever the wheelhouse is
+        assert (f'"torch-npu" = [{{ path = "wheels/torch_npu-2.1.0.post8-cp310-cp310-manylinux_2_17_{arch}.'
+                f'manylinux2014_{arch}.whl", marker = "platform_machine == \'{arch}\'" }}]') in text
+        assert '"mindspeed-mm" = { path = "../../MindSpeed-MM", editable = true }' in text
+
+
+def test_a_lock_resolves_for_both_architectures_at_once():
+    text = step().pyproject(Ctx("aarch64"), PROJECT, ("aarch64", "x86_64"))
+    assert ("environments = [\"sys_platform == 'linux' and platform_machine == 'aarch64'\", "
+            "\"sys_platform == 'linux' and platform_machine == 'x86_64'\"]") in text
+    line = next(line for line in text.splitlines() if line.startswith('"torch-npu"'))
+    assert line.count("path = ") == 2 and "manylinux2014_aarch64.whl\", marker = \"platform_machine == 'aarch64'" in line
 
 
 def test_every_index_follows_the_mirrors():
     mirrors = combine([("https://download.pytorch.org/", "https://mirror.example/pytorch/"),
                        ("https://pypi.org/simple", "file:///srv/pypi/simple")])
-    text = step().pyproject(Ctx("x86_64", mirrors))
+    text = step().pyproject(Ctx("x86_64", mirrors), PROJECT)
     assert 'url = "https://mirror.example/pytorch/whl/cpu"' in text and 'url = "file:///srv/pypi/simple"' in text
 
 

@@ -12,7 +12,7 @@ from typing import Any, Optional
 from . import workspace
 from .engine import Engine, Reporter, RunReport, failure, select
 from .errors import UsageError
-from .lock import workspace_lock
+from .flock import workspace_lock
 from .machine import Machine
 from .plan import compile_steps
 from .state import State
@@ -32,6 +32,8 @@ class Options:
     wheels: Optional[str] = None
     wait: bool = False
     mirrors_config: Any = None
+    locked: bool = False  # refuse when the spec has no lock this box can follow as it is
+    make_lock: Any = None  # npuenv.locking.LockRequest: run the env's inputs and write the lock instead
 
 
 def split_ids(values: list[str]) -> list[str]:
@@ -65,7 +67,15 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     python = given(options.python, spec.python, state.resolved("python")) if options.python else None
     machine = Machine.read(environ)
     steps = compile_steps(spec, machine)
-    selected, forced = select(steps, split_ids(options.only), split_ids(options.force))
+    only, force, stack_lock, lock_warnings = split_ids(options.only), split_ids(options.force), None, []
+    if options.make_lock is not None:
+        from .locking import lock_step
+
+        steps.append(lock_step(spec, steps, options.make_lock))
+        only, force = ["lock"], force + (["lock"] if options.make_lock.upgrade else [])
+    else:
+        stack_lock, lock_warnings = follow_lock(spec, machine, options.locked)
+    selected, forced = select(steps, only, force)
     # a dry run reaches no server: it needs no bundle
     bundle = layout.ca_bundle if options.dry_run else build_bundle(layout.ca_bundle, extras, environ).path
     if not options.dry_run:
@@ -78,13 +88,40 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
         root=root, spec=spec, wheels_dir=wheels_dir, mirrors=mirrors, ca_bundle=bundle,
         env=workspace.child_env(layout, environ, bundle, mirrors), uv=workspace.uv_binary(),
         machine=machine, state=state, python=python, progress=reporter.progress, status=reporter.status,
-        forced=frozenset(forced),
+        forced=frozenset(forced), lock=stack_lock,
     )
-    warnings = workspace.root_warnings(root) + _switch_warnings(recorded, spec)
+    warnings = workspace.root_warnings(root) + _switch_warnings(recorded, spec) + lock_warnings
     ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file), "arg": _spec_record(argument, spec),
                              "checked": spec.digest}, wheels=str(wheels_dir))
     engine = Engine(ctx, selected, log_dir=layout.logs, reporter=reporter, jobs=options.jobs)
     return Prepared(ctx, engine, forced, warnings)
+
+
+def follow_lock(spec: Any, machine: Machine, locked: bool) -> tuple[Any, list[str]]:
+    """The spec's lock when this box can follow it as it is, with the warnings why not otherwise;
+    `locked` (bootstrap --locked) turns each of those reasons into a refusal."""
+    from . import lockfile
+    from .errors import LockFileError
+
+    json_path, _uv = lockfile.paths(spec.file)
+    found = lockfile.read(spec.file)
+    if found is None:
+        if locked:
+            raise LockFileError(f"--locked: the spec {spec.name} has no lock ({json_path} does not exist)",
+                                f"run `invoke lock --spec {spec.file}` first")
+        return None, []
+    changes = found.changes(spec)
+    if changes:
+        problem = f"the spec changed since {json_path.name} was written:\n" + "\n".join(f"  {c}" for c in changes)
+        fix = f"run `invoke lock --spec {spec.file}` to lock the changed spec"
+    elif machine.arch not in found.arches:
+        problem = f"{json_path.name} covers {', '.join(found.arches)} only, not this box's {machine.arch}"
+        fix = f"run `invoke lock --spec {spec.file}` on a machine that reaches every index, for both architectures"
+    else:
+        return found, []
+    if locked:
+        raise LockFileError(f"--locked: {problem}", fix)
+    return None, [f"{problem}\nthe target env is resolved afresh, as for a spec without a lock ({fix})"]
 
 
 def _spec_record(argument: str, spec: Any) -> str:

@@ -72,6 +72,13 @@ class LockError(NpuenvError):
     exit_code = 3
 
 
+class LockFileError(NpuenvError):
+    """A spec's lock (`<spec>.lock`, `<spec>.uv.lock`) cannot be followed: unreadable, edited by hand,
+    made from another spec, or for another architecture."""
+
+    exit_code = 2
+
+
 class StepFailed(NpuenvError):
     """A step of the plan failed; the engine has stopped scheduling."""
 

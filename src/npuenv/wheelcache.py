@@ -48,7 +48,7 @@ class WheelCache:
         return self.root / build / key
 
     def lock_path(self, build: str, key: str) -> Path:
-        """Held while an entry is looked up, built, stored or installed from (npuenv.lock.entry_lock)."""
+        """Held while an entry is looked up, built, stored or installed from (npuenv.flock.entry_lock)."""
         return self.root / build / f".{key}.lock"
 
     def get(self, build: str, key: str) -> Optional[Entry]:

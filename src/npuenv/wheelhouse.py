@@ -120,7 +120,7 @@ def sweep(wheels_dir: Path) -> list[Path]:
     """Remove what killed runs left: half-downloaded `.part` files nobody is downloading now, and the
     temporary folders of the build cache whose process is gone."""
     from .confine import remove
-    from .lock import try_entry_lock
+    from .flock import try_entry_lock
 
     removed = WheelCache(wheels_dir).sweep_all()
     for part in sorted(wheels_dir.glob("*.part")) if wheels_dir.is_dir() else []:

@@ -371,6 +371,22 @@ def fetch_decord2(cache_dir: Path, python: Optional[Path] = None, machine: Optio
     return wheel
 
 
+def other_arches(cache_dir: Path, wheels: Sequence[Path], python: Optional[Path] = None) -> List[Path]:
+    """The same versions of the binary ``wheels`` for the other architecture, as PyPI has both: a universal
+    lock (``invoke lock``) resolves every package for aarch64 and x86_64 at once."""
+    here = platform.machine()
+    found = []
+    for wheel in wheels:
+        name, version, _, tags = parse_wheel_filename(wheel.name)
+        if all(tag.platform == "any" for tag in tags):
+            continue
+        for arch in ("aarch64", "x86_64"):
+            if arch != here:
+                found += fetch_real_wheels(Path(cache_dir) / arch, [f"{name}=={version}"], python,
+                                           [pip_platform(arch)])
+    return found
+
+
 @dataclass(frozen=True)
 class RealWheels:
     """The cached real wheels: those the world's index serves, and those it serves off the index."""
@@ -383,6 +399,7 @@ class RealWheels:
 def fetch_world_wheels(cache_dir: Path, python: Optional[Path] = None) -> RealWheels:
     """Every real wheel the world serves, each fetched once into ``cache_dir``."""
     base = fetch_real_wheels(cache_dir, REAL_REQUIREMENTS, python)
+    base += other_arches(cache_dir, base, python)
     numpy = fetch_real_wheels(cache_dir, [NUMPY_REQUIREMENT], python, [pip_platform(), pip_platform_2_28()])
     decord2 = fetch_decord2(cache_dir, python)
     newer = fetch_real_wheels(cache_dir, [NEWER_SETUPTOOLS], python)

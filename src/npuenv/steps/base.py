@@ -48,6 +48,7 @@ class Context:
     progress: Callable[[str, int, Optional[int]], None] = field(default=lambda *a: None)
     status: Callable[[str, str], None] = field(default=lambda *a: None)  # a live one-line status per step
     forced: frozenset = frozenset()  # step ids the user forced: they redo their work (a build skips its cache)
+    lock: Any = None  # npuenv.lockfile.StackLock: the spec's lock the env step follows, or None
 
     @property
     def arch(self) -> str:

@@ -240,7 +240,7 @@ class BuildStep(Step):
         return packages.get(canonicalize_name(item))
 
     def _entry_lock(self, ctx: Context, log: IO[str]):
-        from ..lock import entry_lock
+        from ..flock import entry_lock
         from ..wheelcache import WheelCache, cache_key
 
         key = cache_key(self.key_inputs(ctx))

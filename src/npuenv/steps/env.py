@@ -24,7 +24,9 @@ from ..digest import sha256_file
 from ..commands import logged_text, run
 from ..atomic import write_atomic
 from ..pep503 import normalize
-from .base import OK, Checked, Context, Kind, Step, containing_repo, drifted, missing, step_ids
+from ..confine import remove
+from .base import (OK, Checked, Context, Kind, Step, containing_repo, drifted, fresh_tmp_sibling, missing,
+                   step_ids)
 from .. import schema as s
 
 
@@ -206,7 +208,7 @@ class EnvStep(Step):
         python = ctx.state.resolved("python")
         return {"env": ctx.spec.fragment("env"), "python": self.spec.python, "index": self.spec.index,
                 "indexes": self.spec.indexes, "interpreter": [python.get("interpreter"), python.get("version")],
-                "arch": ctx.arch}
+                "arch": ctx.arch, "lock": ctx.lock.uv_sha256 if ctx.lock else None}
 
     def uv_env(self, ctx: Context) -> dict[str, str]:
         env = {k: v for k, v in ctx.env.items() if k not in FOREIGN_VARS}
@@ -217,46 +219,72 @@ class EnvStep(Step):
         interpreter = ctx.state.resolved("python").get("interpreter") or f"python{self.spec.python}"
         return [ctx.uv, *args, "--project", str(self.project_dir(ctx)), "--python", interpreter]
 
+    def arches(self, ctx: Context) -> tuple[str, ...]:
+        """The platforms the project resolves for: every one the lock covers, else this one."""
+        return ctx.lock.arches if ctx.lock else (ctx.arch,)
+
+    def locked_text(self, ctx: Context) -> str:
+        """The spec's lock as this box installs it: its URLs through this box's mirrors."""
+        from ..lockfile import rewrite_urls
+
+        return rewrite_urls(ctx.lock.uv_lock, ctx.mirrors.rewrite)
+
     def check(self, ctx: Context) -> Checked:
-        lock = self.project_dir(ctx) / "uv.lock"
+        project = self.project_dir(ctx)
+        lock = project / "uv.lock"
         if not (self.venv(ctx) / "bin" / "python").exists() or not lock.exists():
             return missing()
         if ctx.state.resolved(self.id).get("lock_sha256") not in (None, sha256_file(lock)):
             return drifted("uv.lock was changed outside npuenv")
-        if (self.project_dir(ctx) / "pyproject.toml").read_text(encoding="utf-8") != self.pyproject(ctx):
+        if (project / "pyproject.toml").read_text(encoding="utf-8") != self.pyproject(ctx, project):
             return drifted("the target env's requirements changed")
-        # what `uv sync --frozen --inexact --check` answers, from two file reads instead of a subprocess
-        differs = lock_differences(locked_versions(lock.read_text(encoding="utf-8")), installed_versions(self.venv(ctx)))
+        if ctx.lock and lock.read_text(encoding="utf-8") != self.locked_text(ctx):
+            return drifted(f"the target env does not follow {ctx.lock.path.name}")
+        # what `uv sync --frozen --inexact --check` answers, from file reads instead of a subprocess
+        recorded = ctx.state.resolved(self.id).get("packages") or locked_versions(lock.read_text(encoding="utf-8"))
+        differs = lock_differences({normalize(k): v for k, v in recorded.items()}, installed_versions(self.venv(ctx)))
         if differs:
             return drifted(f"the target env differs from its lock: {', '.join(differs[:3])}"
                            + (f" (+{len(differs) - 3} more)" if len(differs) > 3 else ""))
         return OK
 
-    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
-        project = self.project_dir(ctx)
-        text = self.pyproject(ctx)
+    def write_project(self, ctx: Context, project: Path, arches: tuple[str, ...], log: IO[str]) -> None:
+        """pyproject.toml, and the spec's wheels for `arches` (those in the wheelhouse) in project/wheels/:
+        the project names them by a path that does not depend on where the wheelhouse is."""
+        link_wheels(ctx, self.env_spec.wheels, arches, project / "wheels")
+        text = self.pyproject(ctx, project, arches)
         path = project / "pyproject.toml"
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             write_atomic(path, text)
             log.write(f"wrote {path}\n{text}\n")
+
+    def apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
+        project = self.project_dir(ctx)
+        self.write_project(ctx, project, self.arches(ctx), log)
+        lock = project / "uv.lock"
         # inexact: wheels that build steps install later (apex, decord) stay in the env
+        command = ["sync", "--inexact"]
+        if ctx.lock:  # exactly the lock: nothing resolved, every file checked against its sha256
+            write_atomic(lock, self.locked_text(ctx))
+            log.write(f"following {ctx.lock.path}: uv sync --frozen\n")
+            command.append("--frozen")
         try:
-            run(self.uv(ctx, "sync", "--inexact"), env=self.uv_env(ctx), log=log)
+            run(self.uv(ctx, *command), env=self.uv_env(ctx), log=log)
         except CommandFailed as exc:
             exc.hint = uv_failure_hint(logged_text(log))
             raise
-        lock = project / "uv.lock"
         return {"venv": str(self.venv(ctx)), "lock": str(lock), "lock_sha256": sha256_file(lock),
-                "packages": self._installed(ctx)}
+                "followed": str(ctx.lock.path) if ctx.lock else None, "packages": self._installed(ctx)}
 
     def _installed(self, ctx: Context) -> dict[str, str]:
         proc = run([ctx.uv, "pip", "list", "--format", "json", "--python", str(self.venv(ctx) / "bin" / "python")],
                    env=self.uv_env(ctx))
         return {p["name"]: p["version"] for p in json.loads(proc.stdout)}
 
-    def pyproject(self, ctx: Context) -> str:
+    def pyproject(self, ctx: Context, project: Path, arches: Optional[tuple[str, ...]] = None) -> str:
         """The target env's project file, generated from the spec (stable text: same spec, same file)."""
-        env, spec, project = self.env_spec, self.spec, self.project_dir(ctx)
+        env, spec = self.env_spec, self.spec
+        arches = arches or self.arches(ctx)
         local = [n for n in [env.project, *env.editable] if n]
         deps = list(local)
         for repo_name, filename in env.requirements:
@@ -272,11 +300,12 @@ class EnvStep(Step):
         for name in env.wheels:
             wheel = spec.wheels[name]
             deps.append(f"{wheel.package}=={wheel.version}")
-            filename = ctx.wheels_dir / wheel.files[ctx.arch].filename
-            sources.append(f"{toml_str(wheel.package)} = {{ path = {toml_str(relative(filename, project))} }}")
+            entries = [f"{{ path = {toml_str('wheels/' + wheel.files[arch].filename)}, "
+                       f"marker = {toml_str(_arch_marker(arch))} }}" for arch in arches if arch in wheel.files]
+            sources.append(f"{toml_str(wheel.package)} = [{', '.join(entries)}]")
         indexes, pinned = self._sources()
         sources += pinned
-        marker = f"sys_platform == 'linux' and platform_machine == '{ctx.arch}'"
+        markers = [f"sys_platform == 'linux' and {_arch_marker(arch)}" for arch in arches]
         return "\n".join([
             "# Generated by npuenv from the spec " + spec.name + ". Do not edit: edit the spec.",
             "[project]",
@@ -287,7 +316,7 @@ class EnvStep(Step):
             "",
             "[tool.uv]",
             "package = false",
-            f"environments = [{toml_str(marker)}]",
+            f"environments = [{', '.join(toml_str(m) for m in markers)}]",
             "",
             "[tool.uv.sources]",
             *sources,
@@ -314,6 +343,36 @@ class EnvStep(Step):
                 entry += f", marker = {toml_str(marker)}"
             lines.append(f"{toml_str(source.package)} = [{{ {entry} }}]")
         return list(dict.fromkeys(used)), lines
+
+
+def _arch_marker(arch: str) -> str:
+    return f"platform_machine == '{arch}'"
+
+
+def link_wheels(ctx: Context, names: tuple[str, ...], arches: tuple[str, ...], folder: Path) -> None:
+    """The spec's wheels for `arches` that the wheelhouse holds, into `folder` (hard links where the
+    filesystem allows, else copies); nothing else stays there."""
+    import shutil
+
+    wanted = {}
+    for name in names:
+        wheel = ctx.spec.wheels[name]
+        for arch in arches:
+            entry = wheel.files.get(arch)
+            if entry and (ctx.wheels_dir / entry.filename).is_file():
+                wanted[entry.filename] = (ctx.wheels_dir / entry.filename, entry.sha256)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if old.name not in wanted or sha256_file(old) != wanted[old.name][1]:
+            remove(old, ctx.root)
+    for filename, (source, _sha) in wanted.items():
+        if not (folder / filename).exists():
+            tmp = fresh_tmp_sibling(folder / filename, ctx.root)
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, folder / filename)
 
 
 def compile(spec: Any, machine: Any) -> list[Step]:

@@ -174,7 +174,7 @@ def fetch_pinned(ctx: Context, step_id: str, wheel: Any, entry: Any, log: IO[str
 
     Workspaces may share the wheelhouse: one downloads under the file's lock, the others wait, then find
     it there."""
-    from ..lock import entry_lock
+    from ..flock import entry_lock
 
     def waiting() -> None:
         log.write(f"another npuenv is downloading {entry.filename}: waiting for it\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from invoke import task
 
 from ..defaults import DEFAULT_SPEC
+from ..errors import UsageError
 from .boundary import boundary, mirrors_config, positive_int
 
 
@@ -21,12 +22,13 @@ from .boundary import boundary, mirrors_config, positive_int
         "wheels": "the wheelhouse folder (default: the one this workspace last used, else this checkout's wheels/)",
         "wait": "wait for another npuenv run in the same workspace instead of refusing",
         "json": "print the plan (with --dry-run) or the run as one JSON object instead of lines and a table",
+        "locked": "refuse unless the spec's lock (written by `invoke lock`) is current and covers this machine",
     },
     iterable=["only", "force", "ca_bundle"],
 )
 @boundary
 def bootstrap(c, root=None, spec=None, dry_run=False, only=None, force=None, jobs="4", ca_bundle=None,
-              python=None, wheels=None, wait=False, json_=False):
+              python=None, wheels=None, wait=False, json_=False, locked=False):
     """Provision the workspace from a spec: clone, patch, fetch, and fill the target env (resumable)."""
     from ..bootstrap import Options, bootstrap as run_bootstrap
     from ..render.bootstrap import JsonReporter, TextReporter
@@ -34,5 +36,39 @@ def bootstrap(c, root=None, spec=None, dry_run=False, only=None, force=None, job
 
     options = Options(root=root, spec=spec, dry_run=dry_run, only=list(only or []), force=list(force or []),
                       jobs=positive_int(jobs, "--jobs", 4), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
-                      mirrors_config=mirrors_config(c))
+                      mirrors_config=mirrors_config(c), locked=locked)
+    run_bootstrap(options, (JsonReporter if json_ else TextReporter)(Console()))
+
+
+@task(
+    help={
+        "root": "workspace folder whose sources are locked (made and brought to the spec when needed)",
+        "spec": f"spec name in env_specs/ or a path to a YAML file (default: the workspace's, else {DEFAULT_SPEC}); "
+                "the lock is written beside it",
+        "upgrade": "resolve every package afresh (default: keep the locked versions the spec still allows)",
+        "arch": "aarch64 or x86_64: lock only these architectures (repeatable; default both)",
+        "python": "the target env's interpreter, e.g. /path/to/python3.10 (default: found or installed)",
+        "wheels": "the wheelhouse folder (default: the one this workspace last used, else this checkout's wheels/)",
+        "ca-bundle": "FILE: an extra CA file (PEM) to trust besides the public roots (repeatable)",
+        "wait": "wait for another npuenv run in the same workspace instead of refusing",
+        "json": "print the run as one JSON object instead of lines and a table",
+    },
+    iterable=["arch", "ca_bundle"],
+)
+@boundary
+def lock(c, root=None, spec=None, upgrade=False, arch=None, python=None, wheels=None, ca_bundle=None, wait=False,
+         json_=False):
+    """Pin the whole stack beside the spec: commits, hashes, the exact Python and the target env's packages."""
+    from ..bootstrap import Options, bootstrap as run_bootstrap
+    from ..locking import ARCHES, LockRequest
+    from ..render.bootstrap import JsonReporter, TextReporter
+    from ..render.console import Console
+
+    arches = tuple(dict.fromkeys(arch or ARCHES))
+    unknown = [a for a in arches if a not in ARCHES]
+    if unknown:
+        raise UsageError(f"--arch {unknown[0]}: not an architecture npuenv locks",
+                         hint=f"give {' or '.join(ARCHES)}, as `uname -m` prints them")
+    options = Options(root=root, spec=spec, ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
+                      mirrors_config=mirrors_config(c), make_lock=LockRequest(arches, upgrade))
     run_bootstrap(options, (JsonReporter if json_ else TextReporter)(Console()))

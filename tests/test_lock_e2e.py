@@ -1,0 +1,174 @@
+"""The real `invoke lock` and a bootstrap that follows it, against the hermetic world (real git, uv, TLS).
+
+The world serves stand-in torch and torch_npu wheels for both architectures, torch 2.1.0+cpu on its
+PyTorch-CPU-shaped index (linked with #sha256=, as the real one is), and real wheels for the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_bootstrap_e2e import REPO, bootstrap
+from tests.world.wheels import torch_npu_filename, write_wheel
+
+pytestmark = pytest.mark.slow
+
+ARCH = platform.machine()
+
+
+def invoke(world, *args: str, env=None) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args]
+    return subprocess.run(argv, env=env or world.clean_env(), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=600)
+
+
+def lock(world, spec: Path, root: Path, wheels: Path, *args: str) -> subprocess.CompletedProcess:
+    argv = ["lock", "--spec", str(spec), "--root", str(root), "--wheels", str(wheels), "--ca-bundle", str(world.ca_pem)]
+    if world.python310:
+        argv += ["--python", str(world.python310)]
+    return invoke(world, *argv, *args)
+
+
+def lockable_spec(world, path: Path, **override) -> Path:
+    """The world spec with torch_npu's file for both architectures, as the default spec has them."""
+    files = {arch: {"filename": torch_npu_filename(arch), "sha256": world.wheel_sha256[torch_npu_filename(arch)]}
+             for arch in ("aarch64", "x86_64")}
+    return world.write_spec(path, wheels={"torch_npu": {"files": files}}, **override)
+
+
+@pytest.fixture(scope="module")
+def locked(world, tmp_path_factory):
+    """A world spec and its lock, made once: (folder, spec file)."""
+    assert world.python310 is not None, "needs Python 3.10 (.ci/run installs it)"
+    folder = tmp_path_factory.mktemp("locked")
+    spec = lockable_spec(world, folder / "world.yaml")
+    proc = lock(world, spec, folder / "lockws", folder / "wheels")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return folder, spec
+
+
+def environment(venv: Path) -> dict:
+    """Every distribution of a venv: its version, and a digest of the files it installed (its RECORD without
+    what names the venv's own path: scripts, direct_url.json, uv_cache.json). An editable install's files
+    are the workspace's own checkout (pinned by its commit): its version only."""
+    found = {}
+    for info in (venv / "lib").glob("python3*/site-packages/*.dist-info"):
+        name, version = info.name[: -len(".dist-info")].rsplit("-", 1)
+        direct = info / "direct_url.json"
+        if direct.is_file() and json.loads(direct.read_text()).get("dir_info", {}).get("editable"):
+            found[name.lower().replace("_", "-")] = (version, "editable")
+            continue
+        lines = [line for line in (info / "RECORD").read_text().splitlines()
+                 if not line.startswith("../") and "__pycache__" not in line
+                 and not any(f"/{own}," in line for own in ("direct_url.json", "uv_cache.json", "RECORD", "INSTALLER"))]
+        found[name.lower().replace("_", "-")] = (version, hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest())
+    return found
+
+
+def test_lock_writes_both_files_beside_the_spec_for_both_architectures(world, locked):
+    folder, spec = locked
+    data = json.loads((folder / "world.lock").read_text())
+    uv_text = (folder / "world.uv.lock").read_text()
+    assert data["uv"]["arches"] == ["aarch64", "x86_64"]
+    assert data["uv"]["sha256"] == hashlib.sha256(uv_text.encode()).hexdigest()
+    assert data["python"].startswith("3.10.")
+    assert data["repos"]["mindspeed"]["commit"] == world.commits["mindspeed"]
+    assert data["repos"]["decord"]["submodules"] == {"3rdparty/dlpack": world.nested_commits["dlpack"],
+                                                     "3rdparty/dmlc-core": world.nested_commits["dmlc-core"]}
+    assert {arch: f["sha256"] for arch, f in data["wheels"]["torch_npu"].items()} == {
+        arch: world.wheel_sha256[torch_npu_filename(arch)] for arch in ("aarch64", "x86_64")}
+    # both torch_npu files, each with the sha256 the spec pins
+    for arch in ("aarch64", "x86_64"):
+        assert f'hash = "sha256:{world.wheel_sha256[torch_npu_filename(arch)]}"' in uv_text
+    # the canonical index, not the world's mirror of it; torch from the CPU index on x86_64 only
+    assert 'source = { registry = "https://pypi.org/simple" }' in uv_text
+    assert 'source = { registry = "https://download.pytorch.org/whl/cpu" }' in uv_text
+    assert world.index_url not in uv_text
+    assert data["seen_on"]["arch"] == ARCH
+
+
+def test_a_second_lock_changes_nothing(world, locked):
+    folder, spec = locked
+    before = (folder / "world.uv.lock").read_bytes(), (folder / "world.lock").read_bytes()
+    proc = lock(world, spec, folder / "lockws", folder / "wheels")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lock" in proc.stdout and "up to date" in proc.stdout
+    assert ((folder / "world.uv.lock").read_bytes(), (folder / "world.lock").read_bytes()) == before
+
+
+@pytest.fixture
+def newer_decorator(world):
+    """A decorator release newer than the lock's appears on the world's index (a week later), then goes."""
+    wheel = write_wheel(world.server.wheels_dir, "decorator", "99.0", "py3-none-any",
+                        {"decorator.py": "# a newer release the lock must not pick up\n"})
+    try:
+        yield wheel
+    finally:
+        wheel.unlink()
+
+
+def test_two_boxes_that_follow_the_lock_get_the_same_env_even_after_the_index_moved(world, locked, tmp_path,
+                                                                                      newer_decorator):
+    folder, spec = locked
+    for box in "abc":
+        (tmp_path / box).mkdir()
+    first = bootstrap(world, tmp_path / "a", "--only", "env", "--locked", spec=spec, wheels=folder / "wheels")
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = bootstrap(world, tmp_path / "b", "--only", "env", "--locked", spec=spec, wheels=folder / "wheels")
+    assert second.returncode == 0, second.stdout + second.stderr
+    a = environment(tmp_path / "a" / "ws" / "MindSpeed-MM" / ".venv")
+    b = environment(tmp_path / "b" / "ws" / "MindSpeed-MM" / ".venv")
+    assert a == b and "torch-npu" in a and "pyyaml" in a
+    assert a["decorator"][0] != "99.0"  # the lock's version, not the newest
+    log = (tmp_path / "a" / "ws" / ".npuenv" / "logs" / "env.log").read_text()
+    assert "uv sync --inexact --frozen" in " ".join(log.split()) or "--frozen" in log
+    # without a lock the same spec resolves afresh, and takes the newer release
+    unlocked = lockable_spec(world, tmp_path / "unlocked.yaml")
+    fresh = bootstrap(world, tmp_path / "c", "--only", "env", spec=unlocked, wheels=folder / "wheels")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert environment(tmp_path / "c" / "ws" / "MindSpeed-MM" / ".venv")["decorator"][0] == "99.0"
+
+
+def test_locked_names_what_changed_in_the_spec(world, locked, tmp_path):
+    folder, _spec = locked
+    changed = tmp_path / "world.yaml"
+    shutil.copy(folder / "world.yaml", changed)
+    for name in ("world.lock", "world.uv.lock"):
+        shutil.copy(folder / name, tmp_path / name)
+    data = json.loads(changed.read_text())
+    data["env"] = {"packages": ["torch==2.1.0", "decorator", "pyyaml", "wheel", "setuptools<=65.7.0", "six"]}
+    data["repos"]["mindspeed"]["commit"] = "1" * 40
+    changed.write_text(json.dumps(data))
+    proc = bootstrap(world, tmp_path, "--only", "env", "--locked", spec=changed, wheels=folder / "wheels")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--locked: the spec changed since world.lock was written" in proc.stderr
+    assert "  env.packages: + six\n" in proc.stderr
+    assert f"  repos.mindspeed.commit: {world.commits['mindspeed'][:7]}… -> 1111111…\n" in proc.stderr
+    assert "invoke lock" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "ws" / ".npuenv" / "state.json").exists()  # refused before any step ran
+
+
+def test_a_lock_edited_by_hand_is_refused_by_name(world, locked, tmp_path):
+    folder, _spec = locked
+    spec = tmp_path / "world.yaml"
+    shutil.copy(folder / "world.yaml", spec)
+    shutil.copy(folder / "world.lock", tmp_path / "world.lock")
+    uv_text = (folder / "world.uv.lock").read_text()
+    (tmp_path / "world.uv.lock").write_text(uv_text.replace('version = "6.0.4"', 'version = "6.0.3"', 1))
+    proc = bootstrap(world, tmp_path, "--only", "env", spec=spec, wheels=folder / "wheels")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{tmp_path / 'world.uv.lock'} was changed by hand" in proc.stderr
+    data = json.loads((folder / "world.lock").read_text())
+    data["repos"]["mindspeed"]["commit"] = "0" * 40
+    (tmp_path / "world.lock").write_text(json.dumps(data))
+    (tmp_path / "world.uv.lock").write_text(uv_text)
+    proc = bootstrap(world, tmp_path, "--only", "env", spec=spec, wheels=folder / "wheels")
+    assert proc.returncode == 2 and "world.lock was changed by hand" in proc.stderr, proc.stderr
