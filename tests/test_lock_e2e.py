@@ -172,3 +172,52 @@ def test_a_lock_edited_by_hand_is_refused_by_name(world, locked, tmp_path):
     (tmp_path / "world.uv.lock").write_text(uv_text)
     proc = bootstrap(world, tmp_path, "--only", "env", spec=spec, wheels=folder / "wheels")
     assert proc.returncode == 2 and "world.lock was changed by hand" in proc.stderr, proc.stderr
+
+
+def doctor(world, root: Path, spec: Path, wheels: Path) -> dict:
+    proc = invoke(world, "doctor", "--root", str(root), "--spec", str(spec), "--wheels", str(wheels),
+                  "--check", "sources.lock,target.lock", "--json")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return {row["name"]: row for row in json.loads(proc.stdout)}
+
+
+def test_doctor_reports_drift_against_the_lock(world, locked, tmp_path, newer_decorator):
+    folder, spec = locked
+    proc = bootstrap(world, tmp_path, "--only", "env", "--locked", spec=spec, wheels=folder / "wheels")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    root, venv = tmp_path / "ws", tmp_path / "ws" / "MindSpeed-MM" / ".venv"
+    rows = doctor(world, root, spec, folder / "wheels")
+    assert rows["sources.lock"]["status"] == "ok" and rows["target.lock"]["status"] == "ok", rows
+    locked_decorator = environment(venv)["decorator"][0]
+    # another version of a locked package, and a package the lock does not have
+    extra = write_wheel(tmp_path, "extra-tool", "1.0", "py3-none-any", {"extra_tool.py": ""})
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    env = {**world.trusted_env(), "UV_INDEX_URL": world.index_url}
+    for args in (["decorator==99.0"], [str(extra)]):
+        subprocess.run([uv, "pip", "install", "--python", str(venv / "bin" / "python"), *args], env=env, check=True,
+                       capture_output=True)
+    rows = doctor(world, root, spec, folder / "wheels")
+    target = rows["target.lock"]
+    assert target["status"] == "fail", target
+    assert target["finding"] == f"decorator 99.0, locked {locked_decorator}"
+    assert "--only env" in target["fix"]
+    # once the versions are back, the extra package is what remains: a warning that names it
+    proc = bootstrap(world, tmp_path, "--only", "env", "--locked", spec=spec, wheels=folder / "wheels")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    target = doctor(world, root, spec, folder / "wheels")["target.lock"]
+    assert target["status"] == "warn" and "extra-tool" in target["finding"], target
+
+
+def test_doctor_says_when_the_spec_moved_past_its_lock(world, locked, tmp_path):
+    folder, _spec = locked
+    spec = tmp_path / "world.yaml"
+    data = json.loads((folder / "world.yaml").read_text())
+    data["dirs"] = ["MindSpeed-MM/logs"]
+    spec.write_text(json.dumps(data))
+    for name in ("world.lock", "world.uv.lock"):
+        shutil.copy(folder / name, tmp_path / name)
+    rows = doctor(world, folder / "lockws", spec, folder / "wheels")
+    assert rows["sources.lock"]["status"] == "warn", rows
+    assert "the spec changed since world.lock was written" in rows["sources.lock"]["finding"]
+    assert "dirs: - MindSpeed-MM/dataset, - MindSpeed-MM/ckpt" in rows["sources.lock"]["finding"]
+    assert rows["target.lock"]["status"] == "skip"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .. import git
-from .base import CheckResult, check, fail, ok, skip
+from .base import CheckResult, check, fail, ok, skip, warn
 from .trust import workspace_bundle
 
 
@@ -102,4 +102,77 @@ def copies(ctx) -> CheckResult:
     return _report(ctx, "copy", "copied folder(s)", "intact")
 
 
-CHECKS = [repos, patches, overlays, copies]
+def spec_lock(ctx) -> Tuple[Optional[object], Optional[CheckResult]]:
+    """The spec's lock as bootstrap would follow it, or the result that says why there is none to follow."""
+    from .. import lockfile
+    from ..errors import LockFileError
+
+    def read():
+        try:
+            return lockfile.read(ctx.spec.file), None
+        except LockFileError as exc:
+            return None, fail(exc.message, exc.hint)
+
+    found, result = ctx.memo.get("spec-lock", read)
+    if result is not None:
+        return None, result
+    if found is None:
+        return None, skip(f"the spec {ctx.spec.name} has no lock (`invoke lock` writes one)")
+    changes = found.changes(ctx.spec)
+    relock = f"invoke lock --spec {ctx.spec.file}"
+    if changes:
+        more = f" (+{len(changes) - 1} more)" if len(changes) > 1 else ""
+        return None, warn(f"the spec changed since {found.path.name} was written, so bootstrap resolves afresh: "
+                          f"{changes[0]}{more}", relock, changes)
+    if ctx.machine.arch not in found.arches:
+        return None, warn(f"{found.path.name} covers {', '.join(found.arches)}, not this box's {ctx.machine.arch}: "
+                          "bootstrap resolves afresh here", relock + " (on a machine that reaches every index)")
+    return found, None
+
+
+@check("sources.lock", "the spec's lock is intact and current, and the checkouts hold what it locked "
+                       "(submodule commits, overlaid files)")
+def lock(ctx) -> CheckResult:
+    found, result = spec_lock(ctx)
+    if result is not None:
+        return result
+    if ctx.root is None:
+        return ok(f"{found.path.name} is intact and current (no workspace to compare)")
+    step_ctx = ctx.memo.get("step-context", lambda: step_context(ctx))
+    differs = [*_submodules_differ(step_ctx, found), *_overlays_differ(step_ctx, found)]
+    if differs:
+        ids = sorted({d.split(":", 2)[0] + ":" + d.split(":", 2)[1] for d in differs})
+        more = f" (+{len(differs) - 1} more)" if len(differs) > 1 else ""
+        return fail(f"{differs[0]}{more}", ctx.bootstrap_fix("--only", ",".join(ids)), differs)
+    return ok(f"the workspace holds what {found.path.name} locked")
+
+
+def _submodules_differ(step_ctx, found) -> List[str]:
+    out = []
+    for name, locked in found.data["repos"].items():
+        path = step_ctx.path(locked["path"])
+        if not locked.get("submodules") or not git.is_checkout(path):
+            continue
+        for sub, commit in sorted(locked["submodules"].items()):
+            have = git.head(path / sub, step_ctx.env) if git.is_checkout(path / sub) else None
+            if have != commit:
+                out.append(f"repo:{name}: submodule {sub} is at {(have or 'nothing')[:12]}, locked {commit[:12]}")
+    return out
+
+
+def _overlays_differ(step_ctx, found) -> List[str]:
+    from ..commands import run
+
+    out = []
+    for name, locked in found.data["overlays"].items():
+        to_repo, to_path = locked["to"].split(":", 1)
+        target = step_ctx.path(step_ctx.spec.repos[to_repo].path) / to_path
+        if locked.get("blob") is None or not target.is_file():
+            continue
+        blob = run(["git", "hash-object", "--no-filters", str(target)], env=step_ctx.env).stdout.strip()
+        if blob != locked["blob"]:
+            out.append(f"overlay:{name}: {to_repo}/{to_path} is not the file {found.path.name} locked")
+    return out
+
+
+CHECKS = [repos, patches, overlays, copies, lock]

@@ -428,4 +428,44 @@ def duplicates(ctx) -> CheckResult:
                 details if len(details) > 1 else ())
 
 
-CHECKS = [python, torch, torch_npu, imports, duplicates]
+@check("target.lock", "the target env is what the spec's lock installs: no package missing, extra, or at "
+                      "another version or build")
+def lock(ctx) -> CheckResult:
+    from ..steps.env import installed_records, installed_versions, lock_differences
+    from .sources import spec_lock, step_context
+
+    if ctx.root is None:
+        return skip(ctx.no_root)
+    found, result = spec_lock(ctx)
+    if result is not None:
+        return skip(f"no lock to compare with (see sources.lock): {result.finding}")
+    step_ctx = ctx.memo.get("step-context", lambda: step_context(ctx))
+    record = step_ctx.state.resolved("env")
+    venv = venv_python(ctx).parent.parent
+    if not venv_python(ctx).exists():
+        return fail(f"no target env: {venv_python(ctx)} does not exist", _bootstrap_only(ctx, ["env"]))
+    if record.get("followed") != str(found.path) or record.get("locked_sha256") != found.uv_sha256:
+        return fail(f"the target env was not installed from {found.path.name} as it is now",
+                    _bootstrap_only(ctx, ["env"]))
+    locked = {canonicalize_name(k): v for k, v in (record.get("packages") or {}).items()}
+    installed = installed_versions(venv)
+    differs = lock_differences(locked, installed)
+    records = installed_records(venv)
+    differs += [f"{name} {installed.get(name)}: another build than the one installed from the lock"
+                for name, digest in sorted((record.get("records") or {}).items())
+                if name in records and records[name] != digest and installed.get(name) == locked.get(name)]
+    built = {b.package for b in ctx.spec.builds.values()} | {
+        b.prebuilt.package for b in ctx.spec.builds.values() if b.prebuilt}
+    extra = sorted(set(installed) - set(locked) - {canonicalize_name(p) for p in built})
+    if differs:
+        more = f" (+{len(differs) - 1} more)" if len(differs) > 1 else ""
+        return fail(f"{differs[0]}{more}", _bootstrap_only(ctx, ["env"]), differs)
+    if extra:
+        return warn(f"installed but not in {found.path.name}: {', '.join(extra[:5])}"
+                    + (f" (+{len(extra) - 5} more)" if len(extra) > 5 else ""),
+                    f"uninstall what you do not need ({venv_python(ctx)} -m pip uninstall NAME), or add it to the "
+                    "spec's env.packages and run `invoke lock`", extra)
+    return ok(f"{len(locked)} packages as {found.path.name} locked them")
+
+
+CHECKS = [python, torch, torch_npu, imports, duplicates, lock]

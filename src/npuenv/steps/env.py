@@ -134,6 +134,18 @@ def installed_versions(venv: Path) -> dict[str, str]:
     return found
 
 
+def installed_records(venv: Path) -> dict[str, str]:
+    """name -> sha256 of its RECORD (every installed file with its hash): another build of the same version,
+    or a reinstall from elsewhere, changes it."""
+    found = {}
+    for site in venv.glob("lib/python3*/site-packages"):
+        for entry in os.scandir(site):
+            record = Path(entry.path) / "RECORD"
+            if entry.name.endswith(".dist-info") and "-" in entry.name and record.is_file():
+                found[normalize(entry.name[: -len(".dist-info")].rsplit("-", 1)[0])] = sha256_file(record)
+    return found
+
+
 def lock_differences(locked: dict[str, str], installed: dict[str, str]) -> list[str]:
     """'name missing' or 'name X, locked Y' for each locked package the venv does not have as locked."""
     differs = []
@@ -273,8 +285,14 @@ class EnvStep(Step):
         except CommandFailed as exc:
             exc.hint = uv_failure_hint(logged_text(log))
             raise
+        # what the lock installed here: not what else is in the venv (`--inexact` keeps what others added)
+        names = set(locked_versions(lock.read_text(encoding="utf-8")))
+        packages = {normalize(n): v for n, v in self._installed(ctx).items() if normalize(n) in names}
+        records = installed_records(self.venv(ctx))
         return {"venv": str(self.venv(ctx)), "lock": str(lock), "lock_sha256": sha256_file(lock),
-                "followed": str(ctx.lock.path) if ctx.lock else None, "packages": self._installed(ctx)}
+                "followed": str(ctx.lock.path) if ctx.lock else None,
+                "locked_sha256": ctx.lock.uv_sha256 if ctx.lock else None, "packages": packages,
+                "records": {name: records[name] for name in packages if name in records}}
 
     def _installed(self, ctx: Context) -> dict[str, str]:
         proc = run([ctx.uv, "pip", "list", "--format", "json", "--python", str(self.venv(ctx) / "bin" / "python")],

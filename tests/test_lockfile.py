@@ -1,0 +1,95 @@
+"""The lock's file format, its checks and its URL rewriting, without a world: files in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from npuenv import lockfile
+from npuenv.errors import LockFileError
+from npuenv.locking import without_hashes
+from npuenv.mirrors import combine
+
+UV_LOCK = '''version = 1
+revision = 5
+
+[[package]]
+name = "pyyaml"
+version = "6.0.2"
+source = { registry = "https://pypi.org/simple" }
+sdist = { url = "https://files.pythonhosted.org/packages/pyyaml-6.0.2.tar.gz", hash = "sha256:aa", size = 1 }
+wheels = [
+    { url = "https://files.pythonhosted.org/packages/PyYAML-6.0.2-cp310-cp310-manylinux_2_17_aarch64.whl", hash = "sha256:bb", size = 2 },
+]
+
+[[package]]
+name = "torch-npu"
+version = "2.1.0.post8"
+source = { path = "wheels/torch_npu-2.1.0.post8-cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64.whl" }
+wheels = [
+    { filename = "torch_npu-2.1.0.post8-cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", hash = "sha256:cc" },
+]
+'''
+
+
+def data(**content) -> dict:
+    return {"spec": {"name": "x"}, "uv": {"arches": ["aarch64", "x86_64"]},
+            "content": {"spec": {"repos": {"a": {"commit": "1" * 40}}, **content}, "patch_files": {"p": "a" * 64}}}
+
+
+def written(tmp_path: Path) -> Path:
+    spec = tmp_path / "x.yaml"
+    spec.write_text("name: x\n")
+    lockfile.write(spec, data(), UV_LOCK)
+    return spec
+
+
+def test_both_files_are_written_beside_the_spec_and_read_back(tmp_path):
+    spec = written(tmp_path)
+    assert lockfile.paths(spec) == (tmp_path / "x.lock", tmp_path / "x.uv.lock")
+    found = lockfile.read(spec)
+    assert found.uv_lock == UV_LOCK and found.arches == ("aarch64", "x86_64")
+    assert lockfile.read(tmp_path / "other.yaml") is None  # no lock: not an error
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda j, u: j.write_text(j.read_text().replace('"aarch64",', '')), "x.lock was changed by hand"),
+    (lambda j, u: u.write_text(UV_LOCK.replace("6.0.2", "6.0.1")), "x.uv.lock was changed by hand"),
+    (lambda j, u: u.unlink(), "cannot read the uv lock that x.lock names"),
+    (lambda j, u: j.write_text(j.read_text()[:40]), "x.lock: cannot read the lock"),
+    (lambda j, u: j.write_text(json.dumps({"format": 99})), "lock format 99, this npuenv reads format 1"),
+])
+def test_a_damaged_lock_is_refused_by_name_with_the_fix(tmp_path, damage, message):
+    spec = written(tmp_path)
+    damage(*lockfile.paths(spec))
+    with pytest.raises(LockFileError) as caught:
+        lockfile.read(spec)
+    assert message in caught.value.message and "invoke lock" in caught.value.hint
+
+
+def test_differences_name_each_changed_key():
+    old = data(env={"packages": ["a", "b"]}, python="3.10")["content"]
+    new = data(env={"packages": ["b", "c"]}, python="3.11")["content"]
+    new["spec"]["repos"]["a"]["commit"] = "2" * 40
+    new["patch_files"]["p"] = "b" * 64
+    assert lockfile.differences(old, new) == [
+        "env.packages: + c, - a", "python: 3.10 -> 3.11", "repos.a.commit: 1111111… -> 2222222…",
+        "patches.p: its file changed"]
+    assert lockfile.differences(old, old) == []
+
+
+def test_mirrors_are_taken_out_of_a_lock_and_put_back_by_each_box():
+    rules = combine([("https://pypi.org/simple", "https://mirror.example/pypi/simple"),
+                     ("https://files.pythonhosted.org/", "file:///srv/files/")])
+    mirrored = lockfile.rewrite_urls(UV_LOCK, rules.rewrite)
+    assert '"https://mirror.example/pypi/simple"' in mirrored and '"file:///srv/files/packages/pyyaml-6.0.2.tar.gz"' in mirrored
+    assert "pythonhosted" not in mirrored
+    assert lockfile.rewrite_urls(mirrored, lockfile.unmirror(rules.rules)) == UV_LOCK
+
+
+def test_a_package_without_a_sha256_is_named():
+    assert without_hashes(UV_LOCK) == []  # a path wheel has its hash in `filename = ..., hash = ...`
+    stripped = UV_LOCK.replace(', hash = "sha256:bb"', "")
+    assert without_hashes(stripped) == ["pyyaml==6.0.2"]
