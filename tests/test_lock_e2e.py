@@ -221,3 +221,51 @@ def test_doctor_says_when_the_spec_moved_past_its_lock(world, locked, tmp_path):
     assert "the spec changed since world.lock was written" in rows["sources.lock"]["finding"]
     assert "dirs: - MindSpeed-MM/dataset, - MindSpeed-MM/ckpt" in rows["sources.lock"]["finding"]
     assert rows["target.lock"]["status"] == "skip"
+
+
+def test_without_locked_a_changed_spec_is_named_and_resolved_afresh(world, locked, tmp_path):
+    folder, _spec = locked
+    spec = tmp_path / "world.yaml"
+    data = json.loads((folder / "world.yaml").read_text())
+    data["dirs"] = ["MindSpeed-MM/logs"]
+    spec.write_text(json.dumps(data))
+    for name in ("world.lock", "world.uv.lock"):
+        shutil.copy(folder / name, tmp_path / name)
+    proc = bootstrap(world, tmp_path, "--only", "env", spec=spec, wheels=folder / "wheels")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the spec changed since world.lock was written:\n  dirs: - MindSpeed-MM/dataset, - MindSpeed-MM/ckpt" \
+        in proc.stderr
+    assert "resolved afresh" in proc.stderr
+    assert "--frozen" not in (tmp_path / "ws" / ".npuenv" / "logs" / "env.log").read_text()
+
+
+def test_lock_from_a_workspace_keeps_its_versions_and_upgrade_moves_them(world, tmp_path):
+    """A spec without a lock bootstraps as before; `invoke lock` on that workspace starts from what it
+    resolved, so a newer release on the index changes nothing until --upgrade."""
+    spec = lockable_spec(world, tmp_path / "fresh.yaml")
+    proc = bootstrap(world, tmp_path, "--only", "env", spec=spec)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resolved = environment(tmp_path / "ws" / "MindSpeed-MM" / ".venv")["decorator"][0]
+    newer = write_wheel(world.server.wheels_dir, "decorator", "99.0", "py3-none-any", {"decorator.py": ""})
+    try:
+        proc = lock(world, spec, tmp_path / "ws", tmp_path / "wheels")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f'name = "decorator"\nversion = "{resolved}"' in (tmp_path / "fresh.uv.lock").read_text()
+        proc = lock(world, spec, tmp_path / "ws", tmp_path / "wheels", "--upgrade")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert 'name = "decorator"\nversion = "99.0"' in (tmp_path / "fresh.uv.lock").read_text()
+    finally:
+        newer.unlink()
+
+
+def test_a_lock_for_the_other_architecture_only_is_not_followed(world, locked, tmp_path):
+    folder, _spec = locked
+    other = "aarch64" if ARCH == "x86_64" else "x86_64"
+    spec = tmp_path / "other.yaml"
+    shutil.copy(folder / "world.yaml", spec)
+    proc = lock(world, spec, folder / "lockws", folder / "wheels", "--arch", other)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((tmp_path / "other.lock").read_text())["uv"]["arches"] == [other]
+    proc = bootstrap(world, tmp_path, "--only", "env", "--locked", spec=spec, wheels=folder / "wheels")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"--locked: other.lock covers {other} only, not this box's {ARCH}" in proc.stderr

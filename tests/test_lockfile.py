@@ -93,3 +93,28 @@ def test_a_package_without_a_sha256_is_named():
     assert without_hashes(UV_LOCK) == []  # a path wheel has its hash in `filename = ..., hash = ...`
     stripped = UV_LOCK.replace(', hash = "sha256:bb"', "")
     assert without_hashes(stripped) == ["pyyaml==6.0.2"]
+
+
+def _invoke(*args: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(repo), *args], cwd=cwd,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_lock_refuses_an_unknown_architecture_by_name(tmp_path):
+    proc = _invoke("lock", "--root", str(tmp_path), "--arch", "armv7l", cwd=tmp_path)
+    assert proc.returncode == 2 and "--arch armv7l: not an architecture npuenv locks" in proc.stderr
+    assert "aarch64 or x86_64" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_refuses_a_spec_without_a_target_env(tmp_path):
+    spec = tmp_path / "bare.yaml"
+    spec.write_text("name: bare\npython: \"3.10\"\nindex: https://pypi.org/simple\ndirs: [logs]\n")
+    proc = _invoke("lock", "--root", str(tmp_path / "ws"), "--spec", str(spec), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "the spec bare has no env: section, so there is no target env to lock" in proc.stderr
+    assert not (tmp_path / "bare.lock").exists()

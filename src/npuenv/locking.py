@@ -15,7 +15,7 @@ from typing import IO, Any, Optional
 
 from . import lockfile
 from .commands import logged_text, run
-from .errors import CommandFailed, LockFileError, NpuenvError
+from .errors import CommandFailed, LockFileError, NpuenvError, UsageError
 from .steps.base import OK, Checked, Context, Step, drifted, missing
 
 SOURCE_KINDS = ("python", "repo", "copy", "patch", "overlay", "wheel")
@@ -30,12 +30,12 @@ class LockRequest:
 
 def lock_step(spec: Any, steps: list[Step], request: LockRequest) -> "LockStep":
     if spec.env is None:
-        raise NpuenvError(f"the spec {spec.name} has no env: section, so there is no target env to lock",
+        raise UsageError(f"the spec {spec.name} has no env: section, so there is no target env to lock",
                           hint="lock a spec that installs a target env")
     missing_files = [f"wheels.{w}.files.{arch}" for w in spec.env.wheels for arch in request.arches
                      if arch not in spec.wheels[w].files]
     if missing_files:
-        raise NpuenvError(f"the spec {spec.name} has no {', '.join(missing_files)}: it cannot be locked for "
+        raise UsageError(f"the spec {spec.name} has no {', '.join(missing_files)}: it cannot be locked for "
                           f"{', '.join(request.arches)}",
                           hint="add those files to the spec, or lock fewer architectures (--arch)")
     return LockStep(spec, request, tuple(s.id for s in steps if s.kind in SOURCE_KINDS))

@@ -213,7 +213,8 @@ class EnvStep(Step):
         return ctx.path(self.env_spec.venv)
 
     def describe(self, ctx: Context) -> str:
-        return f"{self.env_spec.venv}: " + ", ".join(
+        followed = f" (as {ctx.lock.path.name} locked it)" if ctx.lock else ""
+        return f"{self.env_spec.venv}{followed}: " + ", ".join(
             [*(n for n in [self.env_spec.project, *self.env_spec.editable] if n), *self.env_spec.packages])
 
     def fingerprint(self, ctx: Context) -> Any:
