@@ -269,3 +269,75 @@ def test_a_lock_for_the_other_architecture_only_is_not_followed(world, locked, t
     proc = bootstrap(world, tmp_path, "--only", "env", "--locked", spec=spec, wheels=folder / "wheels")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"--locked: other.lock covers {other} only, not this box's {ARCH}" in proc.stderr
+
+
+# --- bundles ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundled(world, locked):
+    """A bundle of the locked world spec for this machine: its path."""
+    folder, spec = locked
+    out = folder / "world.bundle"
+    proc = invoke(world, "bundle", "--out", str(out), "--spec", str(spec), "--root", str(folder / "lockws"),
+                  "--wheels", str(folder / "wheels"), "--ca-bundle", str(world.ca_pem))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def members(path: Path) -> dict:
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        return {info.name: info for info in tar}
+
+
+def test_a_bundle_holds_the_lock_git_and_every_wheel_for_its_platform(world, locked, bundled):
+    import tarfile
+
+    names = members(bundled)
+    assert next(iter(names)) == "npuenv-bundle/manifest.json"
+    with tarfile.open(bundled) as tar:
+        manifest = json.loads(tar.extractfile("npuenv-bundle/manifest.json").read())
+    assert manifest["arch"] == ARCH and manifest["spec"]["name"] == "mindspeed-mm-internvl2.5"
+    assert set(manifest["members"]) == set(names) - {"npuenv-bundle/manifest.json"}
+    for repo in ("mindspeed-mm", "mindspeed", "megatron", "apex", "decord"):
+        assert f"npuenv-bundle/git/{repo}.bundle" in names
+    assert "npuenv-bundle/git/decord/3rdparty/dlpack.bundle" in names
+    assert manifest["repos"]["decord"]["submodules"]["3rdparty/dlpack"]["commit"] == world.nested_commits["dlpack"]
+    wheels = {n.rsplit("/", 1)[-1] for n in names if "/wheels/" in n}
+    assert torch_npu_filename(ARCH) in wheels and torch_npu_filename("aarch64" if ARCH == "x86_64" else "x86_64") not in wheels
+    pyyaml = [w for w in wheels if w.startswith("pyyaml-")]
+    assert pyyaml and all(ARCH in w for w in pyyaml)  # this platform's build only
+    if ARCH == "x86_64":  # torch from the CPU index here, not the main index's
+        assert world.torch_cpu_file in wheels
+    # the git bundle really holds the pinned commit
+    proc = invoke(world, "bundle", "--verify", str(bundled))
+    assert proc.returncode == 0, proc.stderr
+    assert f"a bundle of the spec mindspeed-mm-internvl2.5 for {ARCH}" in proc.stdout
+
+
+def copy_with(path: Path, dest: Path, edit) -> Path:
+    data = bytearray(path.read_bytes())
+    edit(data)
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+def test_a_damaged_bundle_is_refused_by_name(world, bundled, tmp_path):
+    info = members(bundled)["npuenv-bundle/git/mindspeed.bundle"]
+
+    def flip(data: bytearray) -> None:
+        data[info.offset_data + 100] ^= 0xFF
+
+    tampered = copy_with(bundled, tmp_path / "tampered.bundle", flip)
+    proc = invoke(world, "bundle", "--verify", str(tampered))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "npuenv-bundle/git/mindspeed.bundle does not match its sha256 in the manifest" in proc.stderr
+    truncated = copy_with(bundled, tmp_path / "truncated.bundle", lambda data: data.__delitem__(slice(len(data) // 2, None)))
+    proc = invoke(world, "bundle", "--verify", str(truncated))
+    assert proc.returncode == 2 and "truncated" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    other = tmp_path / "notes.txt"
+    other.write_text("not a bundle\n")
+    proc = invoke(world, "bundle", "--verify", str(other))
+    assert proc.returncode == 2 and "not a complete bundle" in proc.stderr, proc.stderr

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import workspace
 from .engine import Engine, Reporter, RunReport, failure, select
@@ -33,7 +33,9 @@ class Options:
     wait: bool = False
     mirrors_config: Any = None
     locked: bool = False  # refuse when the spec has no lock this box can follow as it is
-    make_lock: Any = None  # npuenv.locking.LockRequest: run the env's inputs and write the lock instead
+    # instead of the spec's steps, one made by final_step(spec, steps) after the steps it depends on
+    # (`invoke lock`, `invoke bundle`): a Step, or the error that says why it cannot be made
+    final_step: Optional[Callable[[Any, list], Any]] = None
 
 
 def split_ids(values: list[str]) -> list[str]:
@@ -68,11 +70,10 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     machine = Machine.read(environ)
     steps = compile_steps(spec, machine)
     only, force, stack_lock, lock_warnings = split_ids(options.only), split_ids(options.force), None, []
-    if options.make_lock is not None:
-        from .locking import lock_step
-
-        steps.append(lock_step(spec, steps, options.make_lock))
-        only, force = ["lock"], force + (["lock"] if options.make_lock.upgrade else [])
+    if options.final_step is not None:
+        final = options.final_step(spec, steps)
+        steps.append(final)
+        only = [final.id]
     else:
         stack_lock, lock_warnings = follow_lock(spec, machine, options.locked)
     selected, forced = select(steps, only, force)

@@ -79,6 +79,13 @@ class LockFileError(NpuenvError):
     exit_code = 2
 
 
+class BundleError(NpuenvError):
+    """A bundle file that cannot be used: not a bundle, truncated, tampered with, for another platform or
+    spec."""
+
+    exit_code = 2
+
+
 class StepFailed(NpuenvError):
     """A step of the plan failed; the engine has stopped scheduling."""
 

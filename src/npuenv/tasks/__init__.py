@@ -6,7 +6,7 @@ Keep imports here light: `invoke --list` loads this module.
 
 from invoke import Collection
 
-from .provision import bootstrap, lock
+from .provision import bootstrap, bundle, lock
 from .user import ns as user_ns
 from .wheels import wheels
 from .kill_npu import kill_npu
@@ -16,6 +16,7 @@ from .smoke import smoke
 ns = Collection()
 ns.add_task(bootstrap)
 ns.add_task(lock)
+ns.add_task(bundle)
 ns.add_collection(user_ns)
 ns.add_task(wheels)
 ns.add_task(kill_npu)
