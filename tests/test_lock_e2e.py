@@ -341,3 +341,63 @@ def test_a_damaged_bundle_is_refused_by_name(world, bundled, tmp_path):
     other.write_text("not a bundle\n")
     proc = invoke(world, "bundle", "--verify", str(other))
     assert proc.returncode == 2 and "not a complete bundle" in proc.stderr, proc.stderr
+
+
+def offline(argv: list, env: dict) -> subprocess.CompletedProcess:
+    """`argv` in a network namespace with no interface up: nothing it starts can reach any host, the
+    world's server included (root only, as CI runs)."""
+    return subprocess.run(["unshare", "--net", "--", *argv], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=600)
+
+
+def offline_bootstrap(world, root: Path, spec: Path, bundle: Path, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "bootstrap", "--root", str(root),
+            "--spec", str(spec), "--bundle", str(bundle), "--wheels", str(root.parent / "wheels"),
+            "--python", str(world.python310), *args]
+    return offline(argv, world.clean_env())
+
+
+def test_the_namespace_really_has_no_network(world):
+    probe = [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen({world.index_url + '/'!r}, timeout=5)"]
+    proc = offline(probe, world.trusted_env())
+    assert proc.returncode != 0 and ("Network is unreachable" in proc.stderr or "Connection refused" in proc.stderr), \
+        proc.stderr
+
+
+def test_bootstrap_from_a_bundle_needs_no_network_and_converges(world, locked, bundled, tmp_path):
+    folder, spec = locked
+    root = tmp_path / "airgapped"
+    proc = offline_bootstrap(world, root, spec, bundled, "--only", "env")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "--frozen" in (root / ".npuenv" / "logs" / "env.log").read_text()
+    online = tmp_path / "online"
+    online.mkdir()
+    proc = bootstrap(world, online, "--only", "env", "--locked", spec=spec, wheels=folder / "wheels")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert environment(root / "MindSpeed-MM" / ".venv") == environment(online / "ws" / "MindSpeed-MM" / ".venv")
+    again = offline_bootstrap(world, root, spec, bundled, "--only", "env")
+    assert again.returncode == 0 and "0 done" in again.stdout, again.stdout + again.stderr
+
+
+def test_bootstrap_refuses_a_bundle_that_is_not_for_it_by_name(world, locked, bundled, tmp_path):
+    folder, spec = locked
+    other_spec = tmp_path / "other.yaml"
+    data = json.loads(spec.read_text())
+    data["dirs"] = ["MindSpeed-MM/logs"]
+    other_spec.write_text(json.dumps(data))
+    proc = offline_bootstrap(world, tmp_path / "a", other_spec, bundled)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{bundled} was made from another spec (mindspeed-mm-internvl2.5" in proc.stderr
+    info = members(bundled)["npuenv-bundle/git/mindspeed.bundle"]
+    tampered = copy_with(bundled, tmp_path / "tampered.bundle", lambda d: d.__setitem__(info.offset_data + 7, 0))
+    proc = offline_bootstrap(world, tmp_path / "b", spec, tampered)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "npuenv-bundle/git/mindspeed.bundle does not match its sha256 in the manifest" in proc.stderr
+    assert not (tmp_path / "b" / ".npuenv" / "bundle").exists()  # nothing of it was unpacked
+    other = "aarch64" if ARCH == "x86_64" else "x86_64"
+    foreign = tmp_path / "foreign.bundle"
+    made = invoke(world, "bundle", "--out", str(foreign), "--arch", other, "--spec", str(spec), "--root",
+                  str(folder / "lockws"), "--wheels", str(folder / "wheels"), "--ca-bundle", str(world.ca_pem))
+    assert made.returncode == 0, made.stdout + made.stderr
+    proc = offline_bootstrap(world, tmp_path / "c", spec, foreign)
+    assert proc.returncode == 2 and f"{foreign} is a bundle for {other}; this box is {ARCH}" in proc.stderr, proc.stderr

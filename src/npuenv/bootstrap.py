@@ -36,6 +36,7 @@ class Options:
     # instead of the spec's steps, one made by final_step(spec, steps) after the steps it depends on
     # (`invoke lock`, `invoke bundle`): a Step, or the error that says why it cannot be made
     final_step: Optional[Callable[[Any, list], Any]] = None
+    bundle: Optional[str] = None  # an `invoke bundle` file: everything comes from it, nothing from the network
 
 
 def split_ids(values: list[str]) -> list[str]:
@@ -75,7 +76,12 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
         steps.append(final)
         only = [final.id]
     else:
-        stack_lock, lock_warnings = follow_lock(spec, machine, options.locked)
+        stack_lock, lock_warnings = follow_lock(spec, machine, options.locked) if not options.bundle else (None, [])
+    offline = _unpack(options, layout, root, spec, machine, environ)
+    if offline is not None:
+        from .mirrors import combine
+
+        mirrors, stack_lock = combine(mirrors.rules, offline.mirrors), offline.lock
     selected, forced = select(steps, only, force)
     # a dry run reaches no server: it needs no bundle
     bundle = layout.ca_bundle if options.dry_run else build_bundle(layout.ca_bundle, extras, environ).path
@@ -85,17 +91,36 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
     if wheels_dir.exists() and not wheels_dir.is_dir():
         raise UsageError(f"--wheels {options.wheels}: exists and is not a folder",
                          hint="pass a folder for the wheelhouse (it is made when missing)")
+    env = workspace.child_env(layout, environ, bundle, mirrors)
+    if offline is not None:
+        from .bundle import seed_wheelhouse
+
+        seed_wheelhouse(offline, spec, machine.arch, wheels_dir)
     ctx = Context(
         root=root, spec=spec, wheels_dir=wheels_dir, mirrors=mirrors, ca_bundle=bundle,
-        env=workspace.child_env(layout, environ, bundle, mirrors), uv=workspace.uv_binary(),
+        env=env, uv=workspace.uv_binary(),
         machine=machine, state=state, python=python, progress=reporter.progress, status=reporter.status,
-        forced=frozenset(forced), lock=stack_lock,
+        forced=frozenset(forced), lock=stack_lock, offline_wheels=offline.folder / "wheels" if offline else None,
     )
     warnings = workspace.root_warnings(root) + _switch_warnings(recorded, spec) + lock_warnings
     ctx.state.set_meta(spec={"name": spec.name, "file": str(spec.file), "arg": _spec_record(argument, spec),
                              "checked": spec.digest}, wheels=str(wheels_dir))
     engine = Engine(ctx, selected, log_dir=layout.logs, reporter=reporter, jobs=options.jobs)
     return Prepared(ctx, engine, forced, warnings)
+
+
+def _unpack(options: Options, layout: Any, root: Path, spec: Any, machine: Machine, environ: Mapping[str, str]) -> Any:
+    """The bundle of --bundle, verified and unpacked into the workspace (None without one)."""
+    if not options.bundle:
+        return None
+    if options.dry_run:
+        raise UsageError("--bundle with --dry-run: a bundle is unpacked into the root before anything is planned, "
+                         "and a dry run writes nothing",
+                         hint=f"check the file without writing: invoke bundle --verify {options.bundle}")
+    from .bundle import unpack
+
+    layout.home.mkdir(parents=True, exist_ok=True)
+    return unpack(Path(options.bundle).absolute(), layout.home, root, spec, machine.arch, dict(environ))
 
 
 def follow_lock(spec: Any, machine: Machine, locked: bool) -> tuple[Any, list[str]]:

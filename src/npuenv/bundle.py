@@ -124,12 +124,12 @@ class BundleStep(Step):
                 log.write(f"{name}: not checked out on this machine, not bundled\n")
                 continue
             entry = {"url": locked["url"], "commit": locked["commit"],
-                     "bundle": _git_bundle(ctx, path, locked["commit"], staging, f"git/{name}.bundle", members, log),
+                     **_git_bundle(ctx, path, locked["commit"], staging, f"git/{name}.bundle", members, log),
                      "submodules": {}}
             urls = _submodule_urls(ctx, path)
             for sub, commit in sorted((locked.get("submodules") or {}).items()):
-                bundle = _git_bundle(ctx, path / sub, commit, staging, f"git/{name}/{sub}.bundle", members, log)
-                entry["submodules"][sub] = {"url": urls.get(sub), "commit": commit, "bundle": bundle}
+                entry["submodules"][sub] = {"url": urls.get(sub), "commit": commit, **_git_bundle(
+                    ctx, path / sub, commit, staging, f"git/{name}/{sub}.bundle", members, log)}
             repos[name] = entry
         return repos
 
@@ -175,7 +175,9 @@ class BundleStep(Step):
 
         for entry in WheelCache(ctx.wheels_dir).entries():
             if entry.build in self.spec.builds and entry.inputs.get("platform") == f"linux_{self.request.arch}":
-                _add(staging, f"built/{entry.build}/{entry.key}/{entry.wheel.name}", entry.wheel, members)
+                folder = f"built/{entry.build}/{entry.key}"
+                _add(staging, f"{folder}/{entry.wheel.name}", entry.wheel, members)
+                _add(staging, f"{folder}/key.json", entry.wheel.parent / "key.json", members)
 
 
 def _add(staging: Path, name: str, source: Path, members: dict[str, Path]) -> None:
@@ -193,14 +195,16 @@ def _add(staging: Path, name: str, source: Path, members: dict[str, Path]) -> No
 
 
 def _git_bundle(ctx: Context, path: Path, commit: str, staging: Path, name: str, members: dict[str, Path],
-                log: IO[str]) -> str:
-    """`git bundle create` of `commit` from the checkout at `path`, under the ref refs/heads/npuenv-pin."""
+                log: IO[str]) -> dict[str, Any]:
+    """`git bundle create` of `commit` from the checkout at `path`, under the ref refs/heads/npuenv-pin; with
+    the checkout's shallow boundary, without which a bundle of a depth-1 fetch cannot be unbundled."""
     target = staging / TOP / name
     target.parent.mkdir(parents=True, exist_ok=True)
     run(["git", "-C", str(path), "update-ref", "refs/heads/npuenv-pin", commit], env=ctx.env, log=log)
     run(["git", "-C", str(path), "bundle", "create", str(target), "refs/heads/npuenv-pin"], env=ctx.env, log=log)
+    shallow = path / run(["git", "-C", str(path), "rev-parse", "--git-path", "shallow"], env=ctx.env).stdout.strip()
     members[f"{TOP}/{name}"] = target
-    return name
+    return {"bundle": name, "shallow": shallow.read_text().split() if shallow.is_file() else []}
 
 
 def _submodule_urls(ctx: Context, path: Path) -> dict[str, str]:
@@ -417,3 +421,108 @@ class _Null:
 
     def write(self, data: bytes) -> None:
         return None
+
+
+# --- using a bundle on the air-gapped box -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """A verified bundle unpacked into the workspace: what bootstrap takes from it instead of the network."""
+
+    folder: Path  # ROOT/.npuenv/bundle/npuenv-bundle
+    manifest: dict
+    mirrors: tuple[tuple[str, str], ...]  # each bundled repo's URL -> its bare repo here (file://)
+    lock: Any  # npuenv.lockfile.StackLock, its files' URLs pointing into the bundle
+
+    def wheel(self, filename: str) -> Path:
+        return self.folder / "wheels" / filename
+
+
+def unpack(path: Path, home: Path, root: Path, spec: Any, arch: str, env: dict) -> Unpacked:
+    """Verify `path` and unpack it into `home`/bundle (again only when it is another bundle), then make a
+    bare repo of each git bundle. Refuses a bundle for another platform or another spec, by name."""
+    from .confine import remove
+
+    verified = verify(path)
+    manifest = verified.manifest
+    if manifest["arch"] != arch:
+        raise BundleError(f"{path} is a bundle for {manifest['arch']}; this box is {arch}",
+                          f"make one for this box: invoke bundle --out FILE --arch {arch}")
+    want = lockfile.content_sha256(lockfile.locked_content(spec))
+    if manifest["spec"]["sha256"] != want:
+        raise BundleError(f"{path} was made from another spec ({manifest['spec']['name']}, "
+                          f"{manifest['spec']['sha256'][:12]}…), not from {spec.file} ({want[:12]}…)",
+                          "bootstrap with the spec the bundle was made from (the same file, unchanged), or make "
+                          "a bundle of this one")
+    target = home / "bundle"
+    folder = target / TOP
+    if not (folder / "manifest.json").is_file() or json.loads((folder / "manifest.json").read_text()) != manifest:
+        tmp = home / ".bundle.npuenv-tmp"
+        remove(tmp, root)
+        verify(path, extract_to=tmp)
+        (tmp / TOP / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        remove(target, root)
+        os.replace(tmp, target)
+    mirrors = _bare_repos(folder, manifest, env)
+    return Unpacked(folder, manifest, tuple(mirrors), _bundled_lock(folder, manifest, spec))
+
+
+def _bare_repos(folder: Path, manifest: dict, env: dict) -> list[tuple[str, str]]:
+    rules = []
+    for name, repo in sorted(manifest["repos"].items()):
+        rules.append((repo["url"], _bare(folder, repo, env)))
+        for sub in repo["submodules"].values():
+            if sub.get("url"):
+                rules.append((sub["url"], _bare(folder, sub, env)))
+    return rules
+
+
+def _bare(folder: Path, entry: dict, env: dict) -> str:
+    """A bare repo holding the bundle's commit (made once), served to git's fetch by sha; its file:// URL."""
+    bare = folder / (entry["bundle"][: -len(".bundle")] + ".git")
+    if not (bare / "refs" / "heads" / "npuenv-pin").is_file():
+        run(["git", "init", "--quiet", "--bare", str(bare)], env=env)
+        if entry.get("shallow"):  # the commits whose parents the bundle does not hold
+            (bare / "shallow").write_text("".join(f"{sha}\n" for sha in entry["shallow"]), encoding="utf-8")
+        run(["git", "-C", str(bare), "config", "uploadpack.allowAnySHA1InWant", "true"], env=env)
+        run(["git", "-C", str(bare), "fetch", "--quiet", str(folder / entry["bundle"]),
+             "refs/heads/npuenv-pin:refs/heads/npuenv-pin"], env=env)
+    return bare.as_uri()
+
+
+def _bundled_lock(folder: Path, manifest: dict, spec: Any) -> Any:
+    """The bundle's lock, with every file it carries named by its place in the bundle (file://)."""
+    from dataclasses import replace
+
+    json_path, uv_path = lockfile.paths(spec.file)
+    found = lockfile.read_files(folder / "lock" / json_path.name, folder / "lock" / uv_path.name)
+    wheels = folder / "wheels"
+
+    def local(url: str) -> str:
+        here = wheels / file_name(url)
+        return here.as_uri() if here.is_file() else url
+
+    return replace(found, uv_lock=lockfile.rewrite_urls(found.uv_lock, local))
+
+
+def seed_wheelhouse(unpacked: Unpacked, spec: Any, arch: str, wheels_dir: Path) -> None:
+    """The spec's pinned and prebuilt wheels and the built wheels of the bundle, into the wheelhouse: the
+    wheel and build steps find them there and fetch or compile nothing."""
+    import shutil
+
+    from .wheelcache import WheelCache
+
+    for wheel in [*spec.wheels.values(), *(b.prebuilt for b in spec.builds.values() if b.prebuilt)]:
+        entry = wheel.files.get(arch)
+        source = unpacked.wheel(entry.filename) if entry else None
+        if source is not None and source.is_file() and not (wheels_dir / entry.filename).is_file():
+            wheels_dir.mkdir(parents=True, exist_ok=True)
+            tmp = wheels_dir / f".{entry.filename}.npuenv-tmp"
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, wheels_dir / entry.filename)
+    cache = WheelCache(wheels_dir)
+    for meta in sorted((unpacked.folder / "built").glob("*/*/key.json")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        if cache.get(data["build"], data["key"]) is None:
+            cache.put(data["build"], data["key"], meta.parent / data["wheel"], data.get("inputs", {}))

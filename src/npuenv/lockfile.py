@@ -70,8 +70,11 @@ class StackLock:
 def read(spec_file: Path) -> Optional[StackLock]:
     """The lock beside `spec_file`, checked intact; None when the spec has none."""
     json_path, uv_path = paths(spec_file)
-    if not json_path.exists():
-        return None
+    return read_files(json_path, uv_path) if json_path.exists() else None
+
+
+def read_files(json_path: Path, uv_path: Path) -> StackLock:
+    """A lock's two files, checked intact."""
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -173,7 +173,7 @@ def build_upstreams(git_root: Path) -> Upstreams:
     git_root = Path(git_root)
     paths = {name: git_root / relpath for name, relpath in ALL_REPOS.items()}
     mm = build_repo(paths["mindspeed-mm"], _mindspeed_mm_history())
-    ms = build_repo(paths["mindspeed"], _mindspeed_history(), {"refs/heads/core_r0.8.0": 1})
+    ms = build_repo(paths["mindspeed"], _mindspeed_history(), {"refs/heads/core_r0.8.0": 2})[1:]
     mg = build_repo(paths["megatron"], _megatron_history(),
                     {"refs/heads/core_r0.8.0": 0, "refs/tags/core_r0.8.0": 0}, head="main")
     pins = {"mindspeed-mm": mm[0], "mindspeed": ms[0], "megatron": mg[0]}
@@ -339,6 +339,11 @@ def dot_product_attention(*args, **kwargs):
 
 
 def _mindspeed_history() -> List[Commit]:
+    """An earlier commit, the pin, and one after it: the real pin has hundreds of ancestors, so a depth-1
+    fetch of it makes a shallow checkout (and a git bundle of it needs its shallow boundary recorded)."""
+    earlier = Commit("Start MindSpeed", "2024-09-02T10:00:00", {
+        "README.md": "# MindSpeed (test world)\n\nEarly history.\n",
+    })
     pin = Commit("MindSpeed 0.8.0", "2025-01-13T10:00:00", {
         "README.md": "# MindSpeed (test world)\n\nSynthetic acceleration library for npuenv's tests.\n",
         "setup.py": MS_SETUP,
@@ -351,7 +356,7 @@ def _mindspeed_history() -> List[Commit]:
     later = Commit("Move on after 0.8.0", "2025-03-01T10:00:00", {
         "requirements.txt": "decorator\npyyaml\nnumpy\n",
     })
-    return [pin, later]
+    return [earlier, pin, later]
 
 
 # -- Megatron-LM ------------------------------------------------------------------------------

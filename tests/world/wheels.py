@@ -402,5 +402,7 @@ def fetch_world_wheels(cache_dir: Path, python: Optional[Path] = None) -> RealWh
     base += other_arches(cache_dir, base, python)
     numpy = fetch_real_wheels(cache_dir, [NUMPY_REQUIREMENT], python, [pip_platform(), pip_platform_2_28()])
     decord2 = fetch_decord2(cache_dir, python)
+    # PyPI has decord2 for both: a bundle for the other architecture takes that one
+    others = [fetch_decord2(Path(cache_dir) / arch, python, arch) for arch in DECORD2_SHA256 if arch != platform.machine()]
     newer = fetch_real_wheels(cache_dir, [NEWER_SETUPTOOLS], python)
-    return RealWheels(index=[*base, *numpy, decord2], off_index=newer, decord2=decord2)
+    return RealWheels(index=[*base, *numpy, decord2, *others], off_index=newer, decord2=decord2)

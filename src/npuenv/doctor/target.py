@@ -444,7 +444,7 @@ def lock(ctx) -> CheckResult:
     venv = venv_python(ctx).parent.parent
     if not venv_python(ctx).exists():
         return fail(f"no target env: {venv_python(ctx)} does not exist", _bootstrap_only(ctx, ["env"]))
-    if record.get("followed") != str(found.path) or record.get("locked_sha256") != found.uv_sha256:
+    if record.get("locked_sha256") != found.uv_sha256:  # from beside the spec, or from a bundle
         return fail(f"the target env was not installed from {found.path.name} as it is now",
                     _bootstrap_only(ctx, ["env"]))
     locked = {canonicalize_name(k): v for k, v in (record.get("packages") or {}).items()}

@@ -49,6 +49,7 @@ class Context:
     status: Callable[[str, str], None] = field(default=lambda *a: None)  # a live one-line status per step
     forced: frozenset = frozenset()  # step ids the user forced: they redo their work (a build skips its cache)
     lock: Any = None  # npuenv.lockfile.StackLock: the spec's lock the env step follows, or None
+    offline_wheels: Optional[Path] = None  # a bundle's wheels: uv runs offline and builds only from these
 
     @property
     def arch(self) -> str:

@@ -230,7 +230,9 @@ class EnvStep(Step):
 
     def uv(self, ctx: Context, *args: str) -> list[str]:
         interpreter = ctx.state.resolved("python").get("interpreter") or f"python{self.spec.python}"
-        return [ctx.uv, *args, "--project", str(self.project_dir(ctx)), "--python", interpreter]
+        # from a bundle: no index at all; the editables' build backends (setuptools) come from its wheels
+        offline = ["--offline", "--find-links", str(ctx.offline_wheels)] if ctx.offline_wheels else []
+        return [ctx.uv, *args, *offline, "--project", str(self.project_dir(ctx)), "--python", interpreter]
 
     def arches(self, ctx: Context) -> tuple[str, ...]:
         """The platforms the project resolves for: every one the lock covers, else this one."""

@@ -23,12 +23,13 @@ from .boundary import boundary, mirrors_config, positive_int
         "wait": "wait for another npuenv run in the same workspace instead of refusing",
         "json": "print the plan (with --dry-run) or the run as one JSON object instead of lines and a table",
         "locked": "refuse unless the spec's lock (written by `invoke lock`) is current and covers this machine",
+        "bundle": "FILE: take everything from this `invoke bundle` file and nothing from the network (air-gapped)",
     },
     iterable=["only", "force", "ca_bundle"],
 )
 @boundary
 def bootstrap(c, root=None, spec=None, dry_run=False, only=None, force=None, jobs="4", ca_bundle=None,
-              python=None, wheels=None, wait=False, json_=False, locked=False):
+              python=None, wheels=None, wait=False, json_=False, locked=False, bundle=None):
     """Provision the workspace from a spec: clone, patch, fetch, and fill the target env (resumable)."""
     from ..bootstrap import Options, bootstrap as run_bootstrap
     from ..render.bootstrap import JsonReporter, TextReporter
@@ -36,7 +37,7 @@ def bootstrap(c, root=None, spec=None, dry_run=False, only=None, force=None, job
 
     options = Options(root=root, spec=spec, dry_run=dry_run, only=list(only or []), force=list(force or []),
                       jobs=positive_int(jobs, "--jobs", 4), ca_bundle=list(ca_bundle or []), python=python, wheels=wheels, wait=wait,
-                      mirrors_config=mirrors_config(c), locked=locked)
+                      mirrors_config=mirrors_config(c), locked=locked, bundle=bundle)
     run_bootstrap(options, (JsonReporter if json_ else TextReporter)(Console()))
 
 
