@@ -304,6 +304,11 @@ def test_a_bundle_holds_the_lock_git_and_every_wheel_for_its_platform(world, loc
     for repo in ("mindspeed-mm", "mindspeed", "megatron", "apex", "decord"):
         assert f"npuenv-bundle/git/{repo}.bundle" in names
     assert "npuenv-bundle/git/decord/3rdparty/dlpack.bundle" in names
+    # what apex's build.sh clones by itself, declared in the spec (builds.apex.fetches)
+    assert "npuenv-bundle/git/apex-fetch-0.bundle" in names
+    assert manifest["repos"]["apex.fetches.0"]["commit"] == world.nvidia_apex_commit
+    # a depth-1 checkout of a pin with ancestors: its boundary travels with it
+    assert manifest["repos"]["mindspeed"]["shallow"] == [world.commits["mindspeed"]]
     assert manifest["repos"]["decord"]["submodules"]["3rdparty/dlpack"]["commit"] == world.nested_commits["dlpack"]
     wheels = {n.rsplit("/", 1)[-1] for n in names if "/wheels/" in n}
     assert torch_npu_filename(ARCH) in wheels and torch_npu_filename("aarch64" if ARCH == "x86_64" else "x86_64") not in wheels
@@ -401,3 +406,15 @@ def test_bootstrap_refuses_a_bundle_that_is_not_for_it_by_name(world, locked, bu
     assert made.returncode == 0, made.stdout + made.stderr
     proc = offline_bootstrap(world, tmp_path / "c", spec, foreign)
     assert proc.returncode == 2 and f"{foreign} is a bundle for {other}; this box is {ARCH}" in proc.stderr, proc.stderr
+
+
+def test_apex_builds_offline_from_a_bundle_with_what_its_script_clones(world, locked, bundled, tmp_path):
+    folder, spec = locked
+    root = tmp_path / "airgapped"
+    proc = offline_bootstrap(world, root, spec, bundled, "--only", "build:apex")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = (root / ".npuenv" / "logs" / "build_apex.log").read_text()
+    # build.sh cloned NVIDIA/apex itself, from the bundle, and checked out its pin
+    assert "Cloning into 'apex'..." in log and f"HEAD is now at {world.nvidia_apex_commit[:7]}" in log
+    python = root / "MindSpeed-MM" / ".venv" / "bin" / "python"
+    subprocess.run([str(python), "-c", "import torch, apex_C"], check=True, env=world.clean_env())

@@ -131,6 +131,12 @@ class BundleStep(Step):
                 entry["submodules"][sub] = {"url": urls.get(sub), "commit": commit, **_git_bundle(
                     ctx, path / sub, commit, staging, f"git/{name}/{sub}.bundle", members, log)}
             repos[name] = entry
+        for build in sorted(self.spec.builds.values(), key=lambda b: b.name):
+            for index, (url, commit) in enumerate(build.fetches):
+                bare = _fetched(ctx, url, commit, log)
+                repos[f"{build.name}.fetches.{index}"] = {
+                    "url": url, "commit": commit, "submodules": {},
+                    **_git_bundle(ctx, bare, commit, staging, f"git/{build.name}-fetch-{index}.bundle", members, log)}
         return repos
 
     def _index_files(self, ctx: Context, staging: Path, members: dict[str, Path], log: IO[str]) -> list[str]:
@@ -205,6 +211,21 @@ def _git_bundle(ctx: Context, path: Path, commit: str, staging: Path, name: str,
     shallow = path / run(["git", "-C", str(path), "rev-parse", "--git-path", "shallow"], env=ctx.env).stdout.strip()
     members[f"{TOP}/{name}"] = target
     return {"bundle": name, "shallow": shallow.read_text().split() if shallow.is_file() else []}
+
+
+def _fetched(ctx: Context, url: str, commit: str, log: IO[str]) -> Path:
+    """A bare repo in the workspace holding `commit` of `url` (fetched once, through the mirrors)."""
+    import hashlib
+
+    from .git import fetch_commit, has_commit
+
+    bare = ctx.home / "fetches" / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".git")
+    if not bare.is_dir():
+        run(["git", "init", "--quiet", "--bare", str(bare)], env=ctx.env, log=log)
+        run(["git", "-C", str(bare), "remote", "add", "origin", url], env=ctx.env, log=log)
+    if not has_commit(bare, commit, ctx.env):
+        fetch_commit(bare, commit, ctx.env, log)
+    return bare
 
 
 def _submodule_urls(ctx: Context, path: Path) -> dict[str, str]:

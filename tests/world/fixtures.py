@@ -145,6 +145,9 @@ class World:
             "repos": {name: {"commit": sha} for name, sha in self.commits.items() if name in known},
             "wheels": {"torch_npu": {"files": {arch: {
                 "filename": self.torch_npu_file, "sha256": self.wheel_sha256[self.torch_npu_file]}}}},
+            # what the world's apex build.sh clones by itself
+            "builds": {"apex": {"fetches": [{"url": "https://github.com/NVIDIA/apex.git",
+                                             "commit": self.nvidia_apex_commit}]}},
         }
         data.update(override)
         path.write_text(json.dumps(data, indent=2))  # JSON is YAML

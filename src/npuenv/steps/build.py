@@ -55,6 +55,9 @@ class Build:
     glibc: Optional[str] = None  # the prebuilt wheel's minimum glibc
     cann_check: str = ""  # Python that needs CANN (e.g. `import apex` imports torch_npu): run where CANN is
     version: Optional[str] = None  # the version a built wheel with an invalid one is given ("0.1+ascend")
+    # (url, commit) of the repos the build's own scripts clone (apex's build.sh clones NVIDIA/apex): not
+    # used online, where the scripts clone them through the mirrors; `invoke bundle` carries them
+    fetches: Tuple[Tuple[str, str], ...] = ()
 
 
 def _key_item(ck: s.Checker, kp: s.KeyPath, value: Any) -> Optional[str]:
@@ -105,6 +108,9 @@ def _requires(ck: s.Checker, kp: s.KeyPath, value: Any) -> Dict[str, Any]:
     return s.fields(ck, kp, value, schema)
 
 
+FETCH = {"url": (s.https, True), "commit": (s.commit, True)}
+
+
 def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Build]:
     """builds: {NAME: {package, strategy?, repo, commands, wheels, ... prebuilt?}}"""
     repos = parsed["repos"]
@@ -112,7 +118,8 @@ def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Build]:
               "repo": (s.ref(repos, "repo", "repos"), False), "commands": (s.list_of(s.command), False),
               "wheels": (s.relpath("the repo"), False), "clean": (s.list_of(s.relpath("the repo")), False),
               "key": (s.list_of(_key_item), False), "requires": (_requires, False), "check": (s.string, False),
-              "cann_check": (s.string, False), "version": (s.version, False), "prebuilt": (_prebuilt, False)}
+              "cann_check": (s.string, False), "version": (s.version, False), "prebuilt": (_prebuilt, False),
+              "fetches": (s.list_of(lambda c, kp, v: s.fields(c, kp, v, FETCH)), False)}
     out = {}
     for name, item in s.entries(ck, ("builds",), data.get("builds")):
         kp = ("builds", name)
@@ -129,7 +136,8 @@ def parse(ck: s.Checker, data: dict, parsed: dict) -> Dict[str, Build]:
                           f.get("wheels"), tuple(f.get("clean") or ()), tuple(f.get("key") or ()),
                           tuple(req.get("tools") or ()), tuple(req.get("pkgconfig") or ()),
                           tuple(req.get("packages") or ()), f.get("check") or "", prebuilt, glibc,
-                          f.get("cann_check") or "", f.get("version"))
+                          f.get("cann_check") or "", f.get("version"),
+                          tuple((x.get("url"), x.get("commit")) for x in f.get("fetches") or ()))
     return out
 
 
