@@ -418,3 +418,24 @@ def test_apex_builds_offline_from_a_bundle_with_what_its_script_clones(world, lo
     assert "Cloning into 'apex'..." in log and f"HEAD is now at {world.nvidia_apex_commit[:7]}" in log
     python = root / "MindSpeed-MM" / ".venv" / "bin" / "python"
     subprocess.run([str(python), "-c", "import torch, apex_C"], check=True, env=world.clean_env())
+
+
+def test_a_box_with_only_a_python_installs_npuenv_from_the_bundle(world, bundled, tmp_path):
+    import tarfile
+
+    with tarfile.open(bundled) as tar:
+        tool = [m for m in tar if m.name.startswith("npuenv-bundle/tool/")]
+        tar.extractall(tmp_path, members=tool)
+    names = {Path(m.name).name for m in tool}
+    assert any(n.startswith("npuenv-0.1.0-") for n in names) and any(n.startswith("uv-") for n in names), names
+    venv = tmp_path / "tool-venv"
+    env = world.clean_env()
+    for argv in ([str(world.python310), "-m", "venv", str(venv)],
+                 [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--find-links",
+                  str(tmp_path / "npuenv-bundle" / "tool"), "npuenv"],
+                 [str(venv / "bin" / "npuenv"), "--list"]):
+        proc = offline(argv, env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bootstrap" in proc.stdout and "bundle" in proc.stdout
+    proc = offline([str(venv / "bin" / "python"), "-c", "import uv; print(uv.find_uv_bin())"], env)
+    assert proc.returncode == 0 and Path(proc.stdout.strip()).is_file(), proc.stderr

@@ -118,3 +118,23 @@ def test_lock_refuses_a_spec_without_a_target_env(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "the spec bare has no env: section, so there is no target env to lock" in proc.stderr
     assert not (tmp_path / "bare.lock").exists()
+
+
+def test_a_bundle_takes_the_wheels_this_platform_and_python_install():
+    from npuenv.bundle import compatible_wheels
+
+    base = "https://files.pythonhosted.org/packages/x/"
+    files = ["charset_normalizer-3.5.2-cp310-cp310-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+             "charset_normalizer-3.5.2-cp310-cp310-manylinux_2_28_x86_64.whl",
+             "charset_normalizer-3.5.2-cp37-abi3-manylinux_2_28_x86_64.whl",
+             "charset_normalizer-3.5.2-cp310-cp310-musllinux_1_2_x86_64.whl",
+             "charset_normalizer-3.5.2-cp310-cp310-manylinux_2_17_aarch64.whl",
+             "charset_normalizer-3.5.2-cp311-cp311-manylinux_2_17_x86_64.whl",
+             "charset_normalizer-3.5.2-py3-none-any.whl"]
+    package = {"wheels": [(base + f, "0" * 64) for f in files]}
+    chosen = [url.rsplit("/", 1)[-1] for url, _sha in compatible_wheels(package, "x86_64", "3.10.13")]
+    assert chosen == files[:2]  # this Python's own builds, every glibc level; not abi3, musl, aarch64, 3.11
+    pure = {"wheels": [(base + files[2], "0" * 64), (base + files[-1], "0" * 64)]}
+    assert [u.rsplit("/", 1)[-1] for u, _ in compatible_wheels(pure, "aarch64", "3.10.13")] == [files[-1]]
+    torch = {"wheels": [("https://download.pytorch.org/whl/cpu/torch-2.1.0%2Bcpu-cp310-cp310-linux_x86_64.whl", "0" * 64)]}
+    assert len(compatible_wheels(torch, "x86_64", "3.10.1")) == 1  # an escaped + in the URL

@@ -92,6 +92,7 @@ class BundleStep(Step):
         sdists = self._index_files(ctx, staging, members, log)
         self._spec_wheels(ctx, staging, members, log)
         self._built(ctx, staging, members)
+        self._tool(ctx, staging, members, log)
         manifest = {
             "format": FORMAT, "spec": {"name": self.spec.name, "sha256": self.lock.data["spec"]["sha256"]},
             "arch": self.request.arch, "python": self.lock.data.get("python"), "repos": repos, "sdist_only": sdists,
@@ -141,11 +142,18 @@ class BundleStep(Step):
 
     def _index_files(self, ctx: Context, staging: Path, members: dict[str, Path], log: IO[str]) -> list[str]:
         """Every file the lock installs here, fetched and checked against the lock's sha256."""
+        python = self.lock.data.get("python") or self.spec.python
+        packages = installed_here(ctx, self.spec, self.lock, self.request.arch, log)
+        return self._fetch(ctx, packages, python, "wheels", staging, members, log)
+
+    def _fetch(self, ctx: Context, packages: list, python: str, folder: str, staging: Path,
+               members: dict[str, Path], log: IO[str]) -> list[str]:
+        """Each package's files for the platform (else its sdist, named in what this returns), downloaded
+        once into the workspace's cache and checked against the lock's sha256, staged under `folder`."""
         from .fetch import download
 
         sdists = []
-        python = self.lock.data.get("python") or self.spec.python
-        for package in installed_here(ctx, self.spec, self.lock, self.request.arch, log):
+        for package in packages:
             files = compatible_wheels(package, self.request.arch, python)
             if not files and package.get("sdist"):
                 files = [package["sdist"]]
@@ -162,8 +170,28 @@ class BundleStep(Step):
                     log.write(f"downloading {ctx.mirrors.rewrite(url)}\n")
                     download(ctx.mirrors.rewrite(url), cached, sha, ca_bundle=ctx.ca_bundle,
                              progress=lambda done, total: ctx.progress(self.id, done, total))
-                _add(staging, f"wheels/{filename}", cached, members)
+                _add(staging, f"{folder}/{filename}", cached, members)
         return sdists
+
+    def _tool(self, ctx: Context, staging: Path, members: dict[str, Path], log: IO[str]) -> None:
+        """npuenv's own wheel, and its dependencies' (uv among them) as its uv.lock pins them, for the arch
+        and the spec's Python: `pip install --no-index --find-links tool/ npuenv` on a box with a Python."""
+        checkout = Path(__file__).resolve().parents[2]
+        if not (checkout / "pyproject.toml").is_file() or not (checkout / "uv.lock").is_file():
+            raise NpuenvError("invoke bundle builds npuenv's own wheel from its checkout, and this npuenv is not "
+                              f"running from one ({checkout})", hint="run `uv run invoke bundle` in a checkout")
+        out = staging / TOP / "tool"
+        out.mkdir(parents=True, exist_ok=True)
+        python = ctx.state.resolved("python").get("interpreter") or f"python{self.spec.python}"
+        ctx.status(self.id, "building npuenv's own wheel")
+        run([ctx.uv, "build", "--wheel", "--out-dir", str(out), "--python", python, "--default-index",
+             ctx.mirrors.rewrite("https://pypi.org/simple"), str(checkout)], env=_uv_env(ctx), log=log)
+        for wheel in out.glob("npuenv-*.whl"):
+            members[f"{TOP}/tool/{wheel.name}"] = wheel
+        uv_text = (checkout / "uv.lock").read_text(encoding="utf-8")
+        version = self.lock.data.get("python") or f"{self.spec.python}.0"
+        packages = exported(ctx, checkout, uv_text, _uv_env(ctx), self.request.arch, version)
+        self._fetch(ctx, packages, version, "tool", staging, members, log)
 
     def _spec_wheels(self, ctx: Context, staging: Path, members: dict[str, Path], log: IO[str]) -> None:
         """The spec's pinned wheels (torch_npu) and the builds' prebuilt ones (decord2) for the arch."""
@@ -184,6 +212,12 @@ class BundleStep(Step):
                 folder = f"built/{entry.build}/{entry.key}"
                 _add(staging, f"{folder}/{entry.wheel.name}", entry.wheel, members)
                 _add(staging, f"{folder}/key.json", entry.wheel.parent / "key.json", members)
+
+
+def _uv_env(ctx: Context) -> dict[str, str]:
+    from .steps.env import FOREIGN_VARS
+
+    return {k: v for k, v in ctx.env.items() if k not in FOREIGN_VARS}
 
 
 def _add(staging: Path, name: str, source: Path, members: dict[str, Path]) -> None:
@@ -268,25 +302,31 @@ def lock_packages(uv_text: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def installed_here(ctx: Context, spec: Any, lock: Any, arch: str, log: IO[str]) -> list[dict[str, Any]]:
-    """The lock's index packages that `uv sync` installs on `arch` (uv export's markers, evaluated)."""
-    from packaging.markers import Marker
-
-    from .pep503 import normalize
+    """The lock's index packages that `uv sync` installs on `arch`."""
+    from .atomic import write_atomic
     from .steps.env import EnvStep
 
     env = EnvStep(spec)
     project = ctx.home / "lock-target"
     env.write_project(ctx, project, lock.arches, log)
-    from .atomic import write_atomic
-
     write_atomic(project / "uv.lock", lock.uv_lock)
-    proc = run([ctx.uv, "export", "--frozen", "--format", "requirements-txt", "--no-emit-project", "--no-header",
-                "--no-hashes", "--no-annotate", "--project", str(project)], env=env.uv_env(ctx))
     python = lock.data.get("python") or f"{spec.python}.0"
+    return exported(ctx, project, lock.uv_lock, env.uv_env(ctx), arch, python)
+
+
+def exported(ctx: Context, project: Path, uv_text: str, env: dict, arch: str, python: str) -> list[dict[str, Any]]:
+    """The index packages of a uv project's lock that install on Linux `arch` with CPython `python`: uv
+    export's universal requirements, their markers evaluated here."""
+    from packaging.markers import Marker
+
+    from .pep503 import normalize
+
+    proc = run([ctx.uv, "export", "--frozen", "--format", "requirements-txt", "--no-emit-project", "--no-header",
+                "--no-hashes", "--no-annotate", "--no-dev", "--project", str(project)], env=env)
     environment = {"platform_machine": arch, "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
                    "python_version": ".".join(python.split(".")[:2]), "python_full_version": python,
                    "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
-    packages = lock_packages(lock.uv_lock)
+    packages = lock_packages(uv_text)
     out = []
     for line in proc.stdout.splitlines():
         requirement, _, marker = line.partition(" ; ")
@@ -307,19 +347,24 @@ def file_name(url: str) -> str:
 
 
 def compatible_wheels(package: dict[str, Any], arch: str, python: str) -> list[tuple[str, str]]:
-    """The package's wheels that install on Linux `arch` with CPython `python` (any glibc: the box picks)."""
+    """The package's wheels that install on Linux `arch` with CPython `python`: of those, the ones built
+    for this very Python where there are such (as an installer prefers them to abi3 and pure-Python ones),
+    each glibc level (the box picks the one its glibc allows)."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
     minor = int(python.split(".")[1])
-    out = []
+    ranked: dict[int, list[tuple[str, str]]] = {}
     for url, sha in package["wheels"]:
         try:
             _name, _version, _build, tags = parse_wheel_filename(file_name(url))
         except InvalidWheelFilename:
             continue
-        if any(_tag_fits(tag, arch, minor) for tag in tags):
-            out.append((url, sha))
-    return out
+        fits = [tag for tag in tags if _tag_fits(tag, arch, minor)]
+        if fits:
+            rank = max(2 if tag.interpreter == f"cp3{minor}" and tag.abi != "abi3" else 1 if tag.abi == "abi3" else 0
+                       for tag in fits)
+            ranked.setdefault(rank, []).append((url, sha))
+    return ranked[max(ranked)] if ranked else []
 
 
 def _tag_fits(tag: Any, arch: str, minor: int) -> bool:

@@ -29,7 +29,7 @@ import yaml
 from tests.world.builds import make_test_video, missing_reason
 from tests.world.ca import make_ca
 from tests.world.cann import StandInCann, make_cann
-from tests.world.server import CPU_INDEX, WorldServer, sha256_file
+from tests.world.server import CPU_INDEX, PYTHONHOSTED, WorldServer, sha256_file
 from tests.world.upstream import ALL_REPOS, Upstreams, build_upstreams
 from tests.world.wheels import (build_stand_in_wheels, fetch_world_wheels, find_python, torch_cpu_filename,
                                 torch_npu_filename)
@@ -79,6 +79,7 @@ class World:
             "https://github.com/": f"{self.url}/git/github.com/",
             "https://pypi.org/simple": f"{self.url}/simple",
             PYTORCH_CPU_INDEX: self.cpu_index_url,
+            "https://files.pythonhosted.org/": f"{self.url}{PYTHONHOSTED}/",
         }
 
     @property

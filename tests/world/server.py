@@ -6,6 +6,8 @@ Routes, under a docroot directory:
   /simple/     a PEP 503 index generated from the wheels in <docroot>/files/wheels
   /whl/cpu/    a second PEP 503 index, shaped like the PyTorch CPU index (https://download.pytorch.org/whl/cpu):
                the wheels in <docroot>/whl/cpu, listed at /whl/cpu/<project>/ and served at /whl/cpu/<file>
+  /pythonhosted/packages/<..>/<file>   PyPI's file host's shape (https://files.pythonhosted.org/packages/...),
+               as the usual PyPI mirrors keep it: the index's wheel <file>, whatever the folders before it
 Tests inject faults (``fail_next``, ``cut_after``) and read the ``requests`` log.
 Every response carries Content-Length or is chunked, and ``Connection: close``.
 """
@@ -32,6 +34,7 @@ from urllib.parse import quote, unquote, urlsplit
 RequestRecord = Tuple[str, str, Optional[str]]
 CHUNK = 64 * 1024
 CPU_INDEX = "/whl/cpu"  # the PyTorch CPU index's path (https://download.pytorch.org/whl/cpu)
+PYTHONHOSTED = "/pythonhosted"  # where https://files.pythonhosted.org/ is mirrored
 
 
 class _Cut(Exception):
@@ -159,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._simple(path)
         elif path == CPU_INDEX or path.startswith(CPU_INDEX + "/"):
             self._cpu_index(path)
+        elif path.startswith(PYTHONHOSTED + "/packages/") and "/" in path[len(PYTHONHOSTED) + 10:]:
+            self._file_in(self.server.world.wheels_dir, path.rsplit("/", 1)[-1])
         else:
             self._send_bytes(404, b"not found\n")
 

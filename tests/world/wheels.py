@@ -381,10 +381,11 @@ def other_arches(cache_dir: Path, wheels: Sequence[Path], python: Optional[Path]
         if all(tag.platform == "any" for tag in tags):
             continue
         for arch in ("aarch64", "x86_64"):
-            if arch != here:
-                found += fetch_real_wheels(Path(cache_dir) / arch, [f"{name}=={version}"], python,
-                                           [pip_platform(arch)])
-    return found
+            if arch != here:  # the manylinux2014 build, and a manylinux_2_28 one where it is another file
+                for folder, platforms in ((arch, [pip_platform(arch)]),
+                                          (f"{arch}-2_28", [pip_platform_2_28(arch), pip_platform(arch)])):
+                    found += fetch_real_wheels(Path(cache_dir) / folder, [f"{name}=={version}"], python, platforms)
+    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -405,4 +406,27 @@ def fetch_world_wheels(cache_dir: Path, python: Optional[Path] = None) -> RealWh
     # PyPI has decord2 for both: a bundle for the other architecture takes that one
     others = [fetch_decord2(Path(cache_dir) / arch, python, arch) for arch in DECORD2_SHA256 if arch != platform.machine()]
     newer = fetch_real_wheels(cache_dir, [NEWER_SETUPTOOLS], python)
-    return RealWheels(index=[*base, *numpy, decord2, *others], off_index=newer, decord2=decord2)
+    tool = fetch_real_wheels(Path(cache_dir) / "tool", tool_requirements(), python)
+    tool += other_arches(Path(cache_dir) / "tool", tool, python)
+    return RealWheels(index=[*base, *numpy, decord2, *others, *tool], off_index=newer, decord2=decord2)
+
+
+# what builds npuenv's own wheel (its build backend; tomli below Python 3.11)
+HATCHLING = ("hatchling==1.27.0", "pathspec==0.12.1", "pluggy==1.6.0", "trove-classifiers==2025.5.9.12",
+             "tomli==2.2.1")
+
+
+def tool_requirements() -> List[str]:
+    """npuenv's own dependencies as its uv.lock pins them for CPython 3.10 here (what `invoke bundle` carries
+    so a box with only a Python installs the tool), and what builds npuenv's wheel."""
+    repo = Path(__file__).resolve().parents[2]
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    proc = subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", "--no-annotate",
+                           "--no-header", "--format", "requirements-txt", "--project", str(repo)],
+                          capture_output=True, text=True, check=True)
+    pins = []
+    for line in proc.stdout.splitlines():
+        requirement, _, marker = line.partition(" ; ")
+        if "==" in requirement and (not marker or "< '3.10'" not in marker):
+            pins.append(requirement.strip())
+    return [*pins, *HATCHLING]
