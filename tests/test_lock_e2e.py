@@ -408,16 +408,18 @@ def test_bootstrap_refuses_a_bundle_that_is_not_for_it_by_name(world, locked, bu
     assert proc.returncode == 2 and f"{foreign} is a bundle for {other}; this box is {ARCH}" in proc.stderr, proc.stderr
 
 
-def test_apex_builds_offline_from_a_bundle_with_what_its_script_clones(world, locked, bundled, tmp_path):
+def test_apex_and_decord_build_offline_from_a_bundle_with_what_their_scripts_clone(world, locked, bundled, tmp_path):
     folder, spec = locked
     root = tmp_path / "airgapped"
-    proc = offline_bootstrap(world, root, spec, bundled, "--only", "build:apex")
+    proc = offline_bootstrap(world, root, spec, bundled, "--only", "build:apex,build:decord")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = (root / ".npuenv" / "logs" / "build_apex.log").read_text()
     # build.sh cloned NVIDIA/apex itself, from the bundle, and checked out its pin
     assert "Cloning into 'apex'..." in log and f"HEAD is now at {world.nvidia_apex_commit[:7]}" in log
     python = root / "MindSpeed-MM" / ".venv" / "bin" / "python"
-    subprocess.run([str(python), "-c", "import torch, apex_C"], check=True, env=world.clean_env())
+    subprocess.run([str(python), "-c", "import torch, apex_C, decord"], check=True, env=world.clean_env())
+    # decord's submodules came from the bundle too
+    assert (root / "decord" / "3rdparty" / "dlpack" / ".git").exists()
 
 
 def test_a_box_with_only_a_python_installs_npuenv_from_the_bundle(world, bundled, tmp_path):

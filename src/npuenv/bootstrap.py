@@ -96,6 +96,8 @@ def prepare(options: Options, reporter: Reporter, environ: Mapping[str, str], ro
         from .bundle import seed_wheelhouse
 
         seed_wheelhouse(offline, spec, machine.arch, wheels_dir)
+        # for the uv a build runs itself (decord's `uv build`): no index, its build backend from the bundle
+        env.update(UV_OFFLINE="1", UV_FIND_LINKS=str(offline.folder / "wheels"))
     ctx = Context(
         root=root, spec=spec, wheels_dir=wheels_dir, mirrors=mirrors, ca_bundle=bundle,
         env=env, uv=workspace.uv_binary(),

@@ -347,14 +347,14 @@ def _mindspeed_history() -> List[Commit]:
     pin = Commit("MindSpeed 0.8.0", "2025-01-13T10:00:00", {
         "README.md": "# MindSpeed (test world)\n\nSynthetic acceleration library for npuenv's tests.\n",
         "setup.py": MS_SETUP,
-        "requirements.txt": "decorator\npyyaml\n",
+        "requirements.txt": "decorator\npyyaml\nnumpy\n",  # the real one names numpy too (and 18 more)
         "mindspeed/__init__.py": '"""Synthetic MindSpeed package (npuenv test world)."""\n',
         "mindspeed/core/__init__.py": "",
         "mindspeed/core/transformer/__init__.py": "",
         "mindspeed/core/transformer/dot_product_attention.py": MS_ATTENTION,
     })
     later = Commit("Move on after 0.8.0", "2025-03-01T10:00:00", {
-        "requirements.txt": "decorator\npyyaml\nnumpy\n",
+        "requirements.txt": "decorator\npyyaml\nnumpy\nwheel\n",
     })
     return [earlier, pin, later]
 

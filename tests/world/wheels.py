@@ -402,6 +402,7 @@ def fetch_world_wheels(cache_dir: Path, python: Optional[Path] = None) -> RealWh
     base = fetch_real_wheels(cache_dir, REAL_REQUIREMENTS, python)
     base += other_arches(cache_dir, base, python)
     numpy = fetch_real_wheels(cache_dir, [NUMPY_REQUIREMENT], python, [pip_platform(), pip_platform_2_28()])
+    numpy += other_arches(cache_dir, numpy, python)
     decord2 = fetch_decord2(cache_dir, python)
     # PyPI has decord2 for both: a bundle for the other architecture takes that one
     others = [fetch_decord2(Path(cache_dir) / arch, python, arch) for arch in DECORD2_SHA256 if arch != platform.machine()]
