@@ -452,6 +452,19 @@ def verify(path: Path, extract_to: Optional[Path] = None) -> Verified:
     return Verified(path, manifest)
 
 
+def read_manifest(path: Path) -> dict:
+    """The bundle's manifest alone (its first member), checked for the format."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such bundle file", "give the file `invoke bundle --out` wrote")
+    try:
+        with tarfile.open(path, "r:") as tar:
+            return _manifest(tar, path)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise BundleError(f"{path}: not a complete bundle ({exc})",
+                          "the file is truncated or not a bundle: copy it again, or make it again with "
+                          "`invoke bundle`") from exc
+
+
 def _manifest(tar: tarfile.TarFile, path: Path) -> dict:
     first = tar.next()
     if first is None or first.name != MANIFEST:
@@ -506,12 +519,16 @@ class Unpacked:
 
 
 def unpack(path: Path, home: Path, root: Path, spec: Any, arch: str, env: dict) -> Unpacked:
-    """Verify `path` and unpack it into `home`/bundle (again only when it is another bundle), then make a
-    bare repo of each git bundle. Refuses a bundle for another platform or another spec, by name."""
+    """Unpack `path` into `home`/bundle, every member checked against the manifest (again only when it is
+    another bundle), then make a bare repo of each git bundle. Refuses a bundle for another platform or
+    another spec, and a damaged one, by name; nothing of a refused bundle stays."""
     from .confine import remove
 
-    verified = verify(path)
-    manifest = verified.manifest
+    target = home / "bundle"
+    folder = target / TOP
+    manifest = read_manifest(path)
+    unpacked_before = (folder / "manifest.json").is_file() and \
+        json.loads((folder / "manifest.json").read_text(encoding="utf-8")) == manifest
     if manifest["arch"] != arch:
         raise BundleError(f"{path} is a bundle for {manifest['arch']}; this box is {arch}",
                           f"make one for this box: invoke bundle --out FILE --arch {arch}")
@@ -521,12 +538,14 @@ def unpack(path: Path, home: Path, root: Path, spec: Any, arch: str, env: dict) 
                           f"{manifest['spec']['sha256'][:12]}…), not from {spec.file} ({want[:12]}…)",
                           "bootstrap with the spec the bundle was made from (the same file, unchanged), or make "
                           "a bundle of this one")
-    target = home / "bundle"
-    folder = target / TOP
-    if not (folder / "manifest.json").is_file() or json.loads((folder / "manifest.json").read_text()) != manifest:
+    if not unpacked_before:  # each member is checked as it is unpacked; a re-run does not hash it all again
         tmp = home / ".bundle.npuenv-tmp"
         remove(tmp, root)
-        verify(path, extract_to=tmp)
+        try:
+            verify(path, extract_to=tmp)
+        except BaseException:
+            remove(tmp, root)
+            raise
         (tmp / TOP / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         remove(target, root)
         os.replace(tmp, target)

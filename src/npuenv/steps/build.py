@@ -190,7 +190,9 @@ class BuildStep(Step):
 
     def fingerprint(self, ctx: Context) -> Any:
         # CANN appearing (the same workspace on an NPU box) re-runs the check that needs it
-        return {"build": ctx.spec.fragment("builds", self.name), "strategy": self.strategy(ctx), "arch": ctx.arch,
+        # `fetches` only tells `invoke bundle` what the script clones: it changes nothing built here
+        build = {k: v for k, v in ctx.spec.fragment("builds", self.name).items() if k != "fetches"}
+        return {"build": build, "strategy": self.strategy(ctx), "arch": ctx.arch,
                 "cann": bool(self.build.cann_check) and ctx.machine.set_env is not None}
 
     def check(self, ctx: Context) -> Checked:
