@@ -16,29 +16,19 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.bench_bootstrap import timed  # noqa: E402
 from tests.world.fixtures import build_world, clean_env  # noqa: E402
 from tests.world.wheels import torch_npu_filename  # noqa: E402
 
 WHEEL_CACHE = REPO / ".pytest_cache" / "d" / "npuenv-world-wheels"
 ROUNDS = 3  # a cold bootstrap takes tens of seconds; the sides alternate, so load hits both alike
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    began = time.perf_counter()
-    proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    seconds = time.perf_counter() - began
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(argv)}\n{proc.stdout}{proc.stderr}")
-    return seconds
 
 
 def row(name: str, value: str, note: str = "") -> None:
@@ -68,6 +58,7 @@ def main() -> None:
         online, offline = [], []
         for round_ in range(ROUNDS):
             fresh = tmp / f"round{round_}"
+            fresh.mkdir()
             online_env = {**env, "NPUENV_UV_CACHE": str(fresh / "online-uv-cache")}
             online.append(timed([*invoke, "bootstrap", "--locked", "--root", str(fresh / "online"), "--wheels",
                                  str(fresh / "online-wheels"), "--ca-bundle", str(world.ca_pem), *common], online_env))

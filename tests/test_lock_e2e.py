@@ -55,6 +55,22 @@ def locked(world, tmp_path_factory):
     return folder, spec
 
 
+def beside_its_lock(folder: Path, tmp_path: Path, edit=None) -> Path:
+    """A copy of the locked world spec in tmp_path, changed by `edit(data)`, with the lock's files beside it."""
+    data = json.loads((folder / "world.yaml").read_text())
+    if edit is not None:
+        edit(data)
+    spec = tmp_path / "world.yaml"
+    spec.write_text(json.dumps(data))
+    for name in ("world.lock", "world.uv.lock"):
+        shutil.copy(folder / name, tmp_path / name)
+    return spec
+
+
+def only_logs(data: dict) -> None:
+    data["dirs"] = ["MindSpeed-MM/logs"]
+
+
 def environment(venv: Path) -> dict:
     """Every distribution of a venv: its version, and a digest of the files it installed (its RECORD without
     what names the venv's own path: scripts, direct_url.json, uv_cache.json). An editable install's files
@@ -139,14 +155,12 @@ def test_two_boxes_that_follow_the_lock_get_the_same_env_even_after_the_index_mo
 
 def test_locked_names_what_changed_in_the_spec(world, locked, tmp_path):
     folder, _spec = locked
-    changed = tmp_path / "world.yaml"
-    shutil.copy(folder / "world.yaml", changed)
-    for name in ("world.lock", "world.uv.lock"):
-        shutil.copy(folder / name, tmp_path / name)
-    data = json.loads(changed.read_text())
-    data["env"] = {"packages": ["torch==2.1.0", "decorator", "pyyaml", "wheel", "setuptools<=65.7.0", "six"]}
-    data["repos"]["mindspeed"]["commit"] = "1" * 40
-    changed.write_text(json.dumps(data))
+
+    def edit(data: dict) -> None:
+        data["env"] = {"packages": ["torch==2.1.0", "decorator", "pyyaml", "wheel", "setuptools<=65.7.0", "six"]}
+        data["repos"]["mindspeed"]["commit"] = "1" * 40
+
+    changed = beside_its_lock(folder, tmp_path, edit)
     proc = bootstrap(world, tmp_path, "--only", "env", "--locked", spec=changed, wheels=folder / "wheels")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "--locked: the spec changed since world.lock was written" in proc.stderr
@@ -158,9 +172,7 @@ def test_locked_names_what_changed_in_the_spec(world, locked, tmp_path):
 
 def test_a_lock_edited_by_hand_is_refused_by_name(world, locked, tmp_path):
     folder, _spec = locked
-    spec = tmp_path / "world.yaml"
-    shutil.copy(folder / "world.yaml", spec)
-    shutil.copy(folder / "world.lock", tmp_path / "world.lock")
+    spec = beside_its_lock(folder, tmp_path)
     uv_text = (folder / "world.uv.lock").read_text()
     (tmp_path / "world.uv.lock").write_text(uv_text.replace('version = "6.0.4"', 'version = "6.0.3"', 1))
     proc = bootstrap(world, tmp_path, "--only", "env", spec=spec, wheels=folder / "wheels")
@@ -210,12 +222,7 @@ def test_doctor_reports_drift_against_the_lock(world, locked, tmp_path, newer_de
 
 def test_doctor_says_when_the_spec_moved_past_its_lock(world, locked, tmp_path):
     folder, _spec = locked
-    spec = tmp_path / "world.yaml"
-    data = json.loads((folder / "world.yaml").read_text())
-    data["dirs"] = ["MindSpeed-MM/logs"]
-    spec.write_text(json.dumps(data))
-    for name in ("world.lock", "world.uv.lock"):
-        shutil.copy(folder / name, tmp_path / name)
+    spec = beside_its_lock(folder, tmp_path, only_logs)
     rows = doctor(world, folder / "lockws", spec, folder / "wheels")
     assert rows["sources.lock"]["status"] == "warn", rows
     assert "the spec changed since world.lock was written" in rows["sources.lock"]["finding"]
@@ -225,12 +232,7 @@ def test_doctor_says_when_the_spec_moved_past_its_lock(world, locked, tmp_path):
 
 def test_without_locked_a_changed_spec_is_named_and_resolved_afresh(world, locked, tmp_path):
     folder, _spec = locked
-    spec = tmp_path / "world.yaml"
-    data = json.loads((folder / "world.yaml").read_text())
-    data["dirs"] = ["MindSpeed-MM/logs"]
-    spec.write_text(json.dumps(data))
-    for name in ("world.lock", "world.uv.lock"):
-        shutil.copy(folder / name, tmp_path / name)
+    spec = beside_its_lock(folder, tmp_path, only_logs)
     proc = bootstrap(world, tmp_path, "--only", "env", spec=spec, wheels=folder / "wheels")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "the spec changed since world.lock was written:\n  dirs: - MindSpeed-MM/dataset, - MindSpeed-MM/ckpt" \
@@ -388,7 +390,7 @@ def test_bootstrap_refuses_a_bundle_that_is_not_for_it_by_name(world, locked, bu
     folder, spec = locked
     other_spec = tmp_path / "other.yaml"
     data = json.loads(spec.read_text())
-    data["dirs"] = ["MindSpeed-MM/logs"]
+    only_logs(data)
     other_spec.write_text(json.dumps(data))
     proc = offline_bootstrap(world, tmp_path / "a", other_spec, bundled)
     assert proc.returncode == 2, proc.stdout + proc.stderr
