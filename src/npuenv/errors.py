@@ -86,6 +86,13 @@ class BundleError(NpuenvError):
     exit_code = 2
 
 
+class ModelError(NpuenvError):
+    """A model that cannot be fetched, converted or configured: unknown name, unreadable config.json,
+    incomplete or corrupt files, too little disk or RAM."""
+
+    exit_code = 2
+
+
 class StepFailed(NpuenvError):
     """A step of the plan failed; the engine has stopped scheduling."""
 
