@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
+from tests.world.mm_convert import CONVERT_SCRIPT
+
 IDENTITY = "npuenv test world <world@npuenv.invalid>"
 
 # Repos that npuenv's spec pins: their commits are ``World.commits``.
@@ -250,6 +252,7 @@ echo "would launch ${WORLD_SIZE} ranks on ${MASTER_ADDR}:${MASTER_PORT}"
 """
 
 
+CONVERT_PATH = "examples/internvl2.5/internvl2.5_convert_to_mm_ckpt.py"
 MM_INIT = '"""Synthetic MindSpeed-MM package (npuenv test world)."""\n\n__version__ = "0.1"\n'
 MM_EXAMPLE_README = "# InternVL2.5\n\nCopy dot_product_attention.py into MindSpeed, then run the script.\n"
 
@@ -262,9 +265,11 @@ def _mindspeed_mm_history() -> List[Commit]:
         "examples/internvl2.5/README.md": MM_EXAMPLE_README,
         "examples/internvl2.5/dot_product_attention.py": MM_ATTENTION,
         "examples/internvl2.5/finetune_internvl2.5_4B.sh": MM_FINETUNE,
+        CONVERT_PATH: CONVERT_SCRIPT,
     })
     later = Commit("Retire InternVL2.5 attention override", "2025-07-15T10:00:00", {
         "examples/internvl2.5/dot_product_attention.py": None,
+        CONVERT_PATH: None,  # upstream deleted the converter with the attention override (July 2025)
         "README.md": "# MindSpeed-MM (test world)\n\nThe InternVL2.5 attention override has moved on.\n",
     })
     return [pin, later]

@@ -5,12 +5,12 @@ section's schema, and how it compiles the spec into steps. Plan (the step graph)
 keys) are derived from `KINDS`; adding a kind is one new module plus its line here.
 """
 
-from . import build, copy, dirs, env, overlay, patch, python, repo, smoke, wheel
+from . import build, copy, dirs, env, models, overlay, patch, python, repo, smoke, wheel
 from .base import Kind
 
 # the order steps are compiled in (and listed, among steps that do not depend on each other)
 KINDS = (python.KIND, repo.KIND, copy.KIND, patch.KIND, overlay.KIND, wheel.KIND, env.KIND, build.KIND,
-         dirs.KIND, smoke.KIND)
+         dirs.KIND, smoke.KIND, models.KIND)
 
 
 def kind(name: str) -> Kind:

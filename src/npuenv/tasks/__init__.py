@@ -7,6 +7,7 @@ Keep imports here light: `invoke --list` loads this module.
 from invoke import Collection
 
 from .provision import bootstrap, bundle, lock
+from .models import ns as models_ns
 from .user import ns as user_ns
 from .wheels import wheels
 from .kill_npu import kill_npu
@@ -17,6 +18,7 @@ ns = Collection()
 ns.add_task(bootstrap)
 ns.add_task(lock)
 ns.add_task(bundle)
+ns.add_collection(models_ns)
 ns.add_collection(user_ns)
 ns.add_task(wheels)
 ns.add_task(kill_npu)
