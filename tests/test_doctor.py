@@ -143,7 +143,7 @@ def test_a_crashing_check_is_reported_and_the_others_still_run() -> None:
 
 def test_registry_names_groups_and_descriptions() -> None:
     assert list(doctor.GROUPS) == ["system", "storage", "cann", "npu", "trust", "toolchain", "target", "sources",
-                                   "isolation"]
+                                   "isolation", "models"]
     for name, item in doctor.REGISTRY.items():
         assert name == item.name and name.startswith(item.group + ".") and item.group in doctor.GROUPS
         assert item.description and "\n" not in item.description

@@ -172,9 +172,25 @@ def facts(ctx: Context, spec: Any, arches: tuple[str, ...]) -> dict[str, Any]:
         "wheels": {name: {arch: {"filename": f.filename, "sha256": f.sha256} for arch, f in sorted(w.files.items())}
                    for name, w in sorted(spec.wheels.items())},
         "builds": _builds(ctx, spec),
+        "models": _models(ctx, spec),
         "seen_on": seen_on(ctx),
         "content": content,
     }
+
+
+def _models(ctx: Context, spec: Any) -> dict[str, Any]:
+    """Each model's resolved revision and its files' sha256 (the hub is asked; nothing is downloaded but
+    the small files that have no sha256 of the hub's)."""
+    from .models.catalog import models_of
+    from .models.hubapi import locked_entry
+    from .models.session import hub_endpoint
+
+    models = models_of(spec)
+    if not models:
+        return {}
+    endpoint = hub_endpoint(ctx.mirrors.rewrite, ctx.env)
+    token = ctx.env.get("HF_TOKEN", "")
+    return {name: locked_entry(endpoint, m.hub, m.wanted, ctx.ca_bundle, token) for name, m in sorted(models.items())}
 
 
 def _checkout(ctx: Context, repo: Any) -> Optional[Path]:

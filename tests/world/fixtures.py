@@ -150,7 +150,14 @@ class World:
             "builds": {"apex": {"fetches": [{"url": "https://github.com/NVIDIA/apex.git",
                                              "commit": self.nvidia_apex_commit}]}},
         }
+        # the default's models live on the real hub, which the world has not: a world spec names its own
+        models = override.pop("models", None)
+        data["models"] = None
         data.update(override)
+        if models is not None:  # on a spec without the default's models (null removes, a mapping merges)
+            base = path.with_name(path.stem + "-base.yaml")
+            base.write_text(json.dumps(data, indent=2))
+            data = {"extends": str(base), "models": models}
         path.write_text(json.dumps(data, indent=2))  # JSON is YAML
         return path
 

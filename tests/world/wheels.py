@@ -382,9 +382,13 @@ def other_arches(cache_dir: Path, wheels: Sequence[Path], python: Optional[Path]
             continue
         for arch in ("aarch64", "x86_64"):
             if arch != here:  # the manylinux2014 build, and a manylinux_2_28 one where it is another file
-                for folder, platforms in ((arch, [pip_platform(arch)]),
-                                          (f"{arch}-2_28", [pip_platform_2_28(arch), pip_platform(arch)])):
-                    found += fetch_real_wheels(Path(cache_dir) / folder, [f"{name}=={version}"], python, platforms)
+                try:  # some (hf-xet's aarch64) exist for manylinux_2_28 only: the second fetch has them
+                    found += fetch_real_wheels(Path(cache_dir) / arch, [f"{name}=={version}"], python,
+                                               [pip_platform(arch)])
+                except RuntimeError:
+                    pass
+                found += fetch_real_wheels(Path(cache_dir) / f"{arch}-2_28", [f"{name}=={version}"], python,
+                                           [pip_platform_2_28(arch), pip_platform(arch)])
     return list(dict.fromkeys(found))
 
 
@@ -425,9 +429,12 @@ def tool_requirements() -> List[str]:
     proc = subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", "--no-annotate",
                            "--no-header", "--format", "requirements-txt", "--project", str(repo)],
                           capture_output=True, text=True, check=True)
+    from packaging.markers import Marker
+
+    on_310 = {"python_version": "3.10", "python_full_version": "3.10.13"}
     pins = []
     for line in proc.stdout.splitlines():
         requirement, _, marker = line.partition(" ; ")
-        if "==" in requirement and (not marker or "< '3.10'" not in marker):
+        if "==" in requirement and (not marker or Marker(marker).evaluate(on_310)):
             pins.append(requirement.strip())
     return [*pins, *HATCHLING]

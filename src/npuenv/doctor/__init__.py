@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..errors import UsageError
-from . import cann, isolation, npu, sources, storage, system, target, toolchain, trust
+from . import cann, isolation, models, npu, sources, storage, system, target, toolchain, trust
 from .base import Check, CheckResult, Outcome, Status, count, run_checks
 from .context import DoctorContext, build_context
 
@@ -21,9 +21,11 @@ GROUPS = {
     "target": "target env",
     "sources": "sources",
     "isolation": "isolation",
+    "models": "models",
 }
 _MODULES = {"system": system, "storage": storage, "cann": cann, "npu": npu, "trust": trust,
-            "toolchain": toolchain, "target": target, "sources": sources, "isolation": isolation}
+            "toolchain": toolchain, "target": target, "sources": sources, "isolation": isolation,
+            "models": models}
 
 REGISTRY: dict[str, Check] = {c.name: c for group in GROUPS for c in _MODULES[group].CHECKS}
 

@@ -41,7 +41,8 @@ class Fetched:
 def fetch_model(session: Session, request: FetchRequest, say: Say) -> Fetched:
     model = session.model(request.name)
     folder = session.places.model(model.name)
-    pin = request.revision or model.revision
+    locked = locked_model(session.spec, model.name)
+    pin = request.revision or model.revision or (locked or {}).get("revision")
     marker = read_marker(folder)
     if marker is not None and marker.hub == model.hub and not request.update and pin in (None, marker.revision):
         changed = changed_since(folder, marker)
@@ -56,11 +57,12 @@ def fetch_model(session: Session, request: FetchRequest, say: Say) -> Fetched:
         endpoint = session.endpoint()
         say(f"asking {endpoint} for {model.hub}@{pin or model.ref}")
         repo = revision_info(endpoint, model.hub, pin or model.ref, bundle, session.environ.get("HF_TOKEN", ""))
-        return _download_and_verify(session, request, repo, folder, bundle, endpoint, say)
+        return _download_and_verify(session, request, repo, folder, bundle, endpoint, say,
+                                    locked if locked and locked.get("revision") == repo.revision else None)
 
 
 def _download_and_verify(session: Session, request: FetchRequest, repo: RepoFiles, folder: Path, bundle: Path,
-                         endpoint: str, say: Say) -> Fetched:
+                         endpoint: str, say: Say, locked: Optional[dict]) -> Fetched:
     (folder / MARKER).unlink(missing_ok=True)  # from here until verified, the folder does not claim complete
     missing = [f for f in repo.files if not _same_size(folder / f.path, f.size)]
     need = sum(f.size for f in missing)
@@ -72,6 +74,8 @@ def _download_and_verify(session: Session, request: FetchRequest, repo: RepoFile
     download.run(repo.hub, repo.revision, folder, env, session.places.home / f"{request.name}.error")
     say(f"verifying {len(repo.files)} files ({_gib(repo.total)})")
     _verify(folder, repo)
+    if locked is not None:
+        check_against_lock(folder, repo, locked, session.spec.file)
     return _fetched(request.name, folder, write_marker(folder, repo), downloaded=True)
 
 
@@ -93,6 +97,35 @@ def _verify(folder: Path, repo: RepoFiles) -> None:
         raise ModelError(f"{repo.hub}@{repo.revision[:12]}: the shards do not match the index: {'; '.join(problems[:5])}",
                          hint="the hub's files disagree with each other: pin another revision, or report it "
                               "to the model's authors")
+
+
+def locked_model(spec: object, name: str) -> Optional[dict]:
+    """The model's entry in the spec's lock (`invoke lock`), or None; a damaged lock is an error."""
+    from ..lockfile import read
+
+    found = read(spec.file)  # type: ignore[attr-defined]
+    entry = (found.data.get("models") or {}).get(name) if found is not None else None
+    return entry if isinstance(entry, dict) else None
+
+
+def check_against_lock(folder: Path, repo: RepoFiles, locked: dict, spec_file: Path) -> None:
+    """The files of the locked revision are the ones the lock names, with its sha256s."""
+    from ..digest import sha256_file
+
+    files = locked.get("files") or {}
+    listed = {f.path: f for f in repo.files}
+    problems = [f"{path}: not in the lock" for path in sorted(set(listed) - set(files))]
+    problems += [f"{path}: locked but not at the hub" for path in sorted(set(files) - set(listed))]
+    for path in sorted(set(files) & set(listed)):
+        item = listed[path]
+        found = item.sha256 if item.lfs else sha256_file(folder / path)
+        if found != files[path].get("sha256"):
+            problems.append(f"{path}: sha256 {str(found)[:12]}…, the lock says {str(files[path].get('sha256'))[:12]}…")
+    if problems:
+        raise ModelError(f"{repo.hub}@{repo.revision[:12]} differs from {spec_file.with_suffix('.lock').name}: "
+                         + "; ".join(problems[:5]),
+                         hint="the hub or mirror serves other files under the same revision; if the lock is "
+                              "wrong, run `invoke lock --upgrade` where the hub is reachable")
 
 
 def check_disk(folder: Path, need: int, what: str) -> None:

@@ -109,3 +109,41 @@ def _status_error(resp: Any, hub: str, revision: str, endpoint: str) -> ModelErr
     return ModelError(f"the hub at {endpoint} answered HTTP {resp.status_code} for {hub}@{revision}",
                       hint="a server error: run the command again later")
 
+
+
+def file_url(endpoint: str, hub: str, revision: str, path: str) -> str:
+    return f"{endpoint.rstrip('/')}/{hub}/resolve/{revision}/{quote(path)}"
+
+
+def remote_sha256(endpoint: str, hub: str, revision: str, item: HubFile, ca_bundle: Path, token: str = "") -> str:
+    """The sha256 of a file at the hub: the hub's own for LFS files; a regular (small) file is read, and
+    checked against its git blob id on the way."""
+    import hashlib
+
+    import requests
+
+    if item.lfs:
+        return str(item.sha256)
+    url = file_url(endpoint, hub, revision, item.path)
+    sha256, blob = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % item.size)  # noqa: S324 - git's id
+    try:
+        with requests.get(url, stream=True, timeout=TIMEOUT, verify=str(ca_bundle),
+                          headers={"Authorization": f"Bearer {token}"} if token else {}) as resp:
+            resp.raise_for_status()
+            for block in resp.iter_content(1 << 16):
+                sha256.update(block)
+                blob.update(block)
+    except requests.exceptions.RequestException as exc:
+        raise ModelError(f"cannot read {url}: {type(exc).__name__}", hint=ENDPOINT_HINT) from None
+    if blob.hexdigest() != item.blob_id:
+        raise ModelError(f"{url} is not the file the hub lists (git blob {blob.hexdigest()[:12]}…, listed "
+                         f"{item.blob_id[:12]}…)", hint="the endpoint serves other content than it lists: check the mirror")
+    return sha256.hexdigest()
+
+
+def locked_entry(endpoint: str, hub: str, revision: str, ca_bundle: Path, token: str = "") -> dict:
+    """What `invoke lock` records of a model: the resolved commit and every file's size and sha256."""
+    repo = revision_info(endpoint, hub, revision, ca_bundle, token)
+    return {"hub": hub, "revision": repo.revision,
+            "files": {f.path: {"size": f.size, "sha256": remote_sha256(endpoint, hub, repo.revision, f, ca_bundle, token)}
+                      for f in repo.files}}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from ..errors import ModelError, UsageError
@@ -26,7 +26,9 @@ class Session:
         return model_named(self.spec, name)
 
     def endpoint(self) -> str:
-        return hub_endpoint(self.spec, self.mirrors_config, self.environ)
+        from ..workspace import mirror_layers
+
+        return hub_endpoint(mirror_layers(self.spec, self.mirrors_config, self.environ).rewrite, self.environ)
 
     def ca_bundle(self, extras: Sequence[str]) -> Path:
         """npuenv's CA bundle for the hub, under PERSISTENT/models/.npuenv (verification is never off)."""
@@ -36,12 +38,10 @@ class Session:
         return build_bundle(self.places.ca_bundle, extra_bundles(extras, self.environ), self.environ).path
 
 
-def hub_endpoint(spec: Any, mirrors_config: Any, environ: Mapping[str, str]) -> str:
+def hub_endpoint(rewrite: Callable[[str], str], environ: Mapping[str, str]) -> str:
     """HF_ENDPOINT when set, else the hub's URL rewritten by the mirrors; https only."""
-    from ..workspace import mirror_layers
-
     given = environ.get("HF_ENDPOINT", "").strip()
-    endpoint = given or mirror_layers(spec, mirrors_config, environ).rewrite(HUB + "/")
+    endpoint = given or rewrite(HUB + "/")
     endpoint = endpoint.rstrip("/")
     origin = "HF_ENDPOINT" if given else "the mirror rule for https://huggingface.co/"
     if urlsplit(endpoint).scheme != "https" or not urlsplit(endpoint).netloc:
