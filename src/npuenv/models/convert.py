@@ -138,8 +138,10 @@ def stale(provenance: Optional[dict], wanted: dict, folder: Path) -> Optional[st
 # --- the run -------------------------------------------------------------------------------------------------
 
 
-def convert_model(session: Session, name: str, target: Any, say: Say, trust_remote_code: bool = True) -> Converted:
-    """`target`: the workspace's target env (npuenv.npu.smoke.TargetEnv: root, python, project)."""
+def convert_model(session: Session, name: str, target_of: Callable[[], Any], say: Say,
+                  trust_remote_code: bool = True) -> Converted:
+    """`target_of()`: the workspace's target env (npuenv.npu.smoke.TargetEnv: root, python, project), asked
+    for once the model is known to be there."""
     from ..git import head
 
     model = session.model(name)
@@ -148,6 +150,7 @@ def convert_model(session: Session, name: str, target: Any, say: Say, trust_remo
     if marker is None or changed_since(source, marker) is not None:
         raise ModelError(f"{model.name} is not fetched completely in {source}",
                          hint=f"fetch it first: invoke models.fetch {model.name}")
+    target = target_of()
     if target.project is None or not (target.project / SCRIPT).is_file():
         raise ModelError(f"no conversion script {SCRIPT} in {target.project}",
                          hint="MindSpeed-MM deleted it in July 2025: the workspace must follow a spec that pins "

@@ -66,8 +66,8 @@ def convert(c, name, root=None, spec=None, persistent=None, json_=False):
 
     console = Console()
     session = open_session(spec, persistent, root, os.environ, mirrors_config(c))
-    target = workspace_target(root, spec, os.environ)
-    converted = convert_model(session, name, target, (lambda text: None) if json_ else console.line)
+    converted = convert_model(session, name, lambda: workspace_target(root, spec, os.environ),
+                              (lambda text: None) if json_ else console.line)
     render.render_converted(console, converted, json_)
 
 
