@@ -71,12 +71,26 @@ def _download_and_verify(session: Session, request: FetchRequest, repo: RepoFile
     say(f"downloading {len(missing)} of {len(repo.files)} files ({_gib(need)}) of {repo.hub}@{repo.revision[:12]}")
     env = download.child_env(session.environ, endpoint, session.places.hf_home, bundle, request.progress)
     folder.mkdir(parents=True, exist_ok=True)
-    download.run(repo.hub, repo.revision, folder, env, session.places.home / f"{request.name}.error")
+    _download(repo, folder, env, session.places.home / f"{request.name}.error", say)
     say(f"verifying {len(repo.files)} files ({_gib(repo.total)})")
     _verify(folder, repo)
     if locked is not None:
         check_against_lock(folder, repo, locked, session.spec.file)
     return _fetched(request.name, folder, write_marker(folder, repo), downloaded=True)
+
+
+ATTEMPTS = 3  # the hub client does not retry a body cut short (IncompleteRead); a new attempt resumes it
+
+
+def _download(repo: RepoFiles, folder: Path, env: dict, error_file: Path, say: Say) -> None:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            download.run(repo.hub, repo.revision, folder, env, error_file)
+            return
+        except ModelError as exc:
+            if attempt == ATTEMPTS:
+                raise
+            say(f"{exc.message}; resuming (attempt {attempt + 1} of {ATTEMPTS})")
 
 
 def _verify(folder: Path, repo: RepoFiles) -> None:
