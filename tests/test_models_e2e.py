@@ -208,3 +208,135 @@ def test_a_full_disk_is_refused_before_downloading_with_the_numbers(ca, hub, tmp
     assert f"{NAME} ({len(FILES)} of {len(FILES)} files) needs 1.0 MiB;" in proc.stderr
     assert "KiB free" in proc.stderr and "--persistent DIR" in proc.stderr
     assert resolves(hub, SHARD1) == [] and resolves(hub, SHARD2) == []
+
+
+# --- convert, config and doctor on a workspace: the world's MindSpeed-MM at its pin, a real Python 3.10 venv ---
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """ROOT/MindSpeed-MM: a clone of the world's MindSpeed-MM at the pin (with the stand-in converter and
+    templates), and its target env: a real venv (the stand-in converter needs nothing but Python)."""
+    from tests.world.upstream import _mindspeed_mm_history, build_repo, git_env
+    from tests.world.wheels import find_python
+
+    python = find_python("3.10")
+    assert python is not None, "needs Python 3.10 (.ci/run installs it)"
+    pin, _later = build_repo(tmp_path / "mm.git", _mindspeed_mm_history())
+    root = tmp_path / "ws"
+    project = root / "MindSpeed-MM"
+    env = dict(clean_env(), **git_env())
+    subprocess.run(["git", "clone", "-q", str(tmp_path / "mm.git"), str(project)], check=True, env=env)
+    subprocess.run(["git", "-C", str(project), "checkout", "-q", "--detach", pin], check=True, env=env)
+    subprocess.run(["uv", "venv", "-q", "--python", str(python), str(project / ".venv")], check=True, env=env)
+    return root, pin
+
+
+def meminfo(folder: Path, available_kib: int) -> str:
+    path = folder / "meminfo"
+    path.write_text(f"MemTotal: {available_kib * 4} kB\nMemAvailable: {available_kib} kB\n")
+    return str(path)
+
+
+def task(ca, hub, persistent: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
+                          env=env_for(hub, persistent, **extra), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=300)
+
+
+def doctor(ca, hub, persistent: Path, root: Path, **extra: str) -> dict:
+    proc = task(ca, hub, persistent, "doctor", "--root", str(root), "--check", "models", "--json", **extra)
+    return {c["name"]: c for c in json.loads(proc.stdout)}
+
+
+def test_convert_checks_ram_then_converts_once_into_place_with_provenance(ca, hub, tmp_path, workspace):
+    root, pin = workspace
+    assert fetch(ca, hub, tmp_path).returncode == 0
+    short = task(ca, hub, tmp_path, "models.convert", NAME, "--root", str(root), NPUENV_MEMINFO=meminfo(tmp_path, 1024))
+    assert short.returncode == 2 and "of RAM (0.0 billion parameters × 4 bytes in fp32); 1.0 MiB is available" in short.stderr
+    assert not (tmp_path / "models_ms" / NAME).exists()
+
+    plenty = meminfo(tmp_path, 64 * 1024 * 1024)
+    proc = task(ca, hub, tmp_path, "models.convert", NAME, "--root", str(root), "--json", NPUENV_MEMINFO=plenty)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    out = tmp_path / "models_ms" / NAME
+    assert (result["model_size"], result["script_commit"], result["converted"]) == ("2B", pin, True)
+    assert (out / "latest_checkpointed_iteration.txt").read_text() == "release"
+    stage = json.loads((out / "release" / "mp_rank_00" / "model_optim_rng.pt").read_text())["model"]
+    assert len(stage) == len(json.loads(FILES["model.safetensors.index.json"])["weight_map"])
+    record = json.loads((out / ".npuenv-convert.json").read_text())
+    assert record["source"] == {"hub": HUB_ID, "revision": hub.commit(HUB_ID, "main").sha}
+    assert record["trust_remote_code"] is True and record["model_size"] == "2B"
+    assert sorted(record["outputs"]) == ["latest_checkpointed_iteration.txt", "release/mp_rank_00/model_optim_rng.pt"]
+    assert [p.name for p in (tmp_path / "models_ms").iterdir()] == [NAME]  # no temp folder left
+
+    before = (out / "release" / "mp_rank_00" / "model_optim_rng.pt").stat().st_mtime_ns
+    again = task(ca, hub, tmp_path, "models.convert", NAME, "--root", str(root), NPUENV_MEMINFO=plenty)
+    assert again.returncode == 0 and "up to date, nothing to do" in again.stdout
+    assert (out / "release" / "mp_rank_00" / "model_optim_rng.pt").stat().st_mtime_ns == before
+
+    checks = doctor(ca, hub, tmp_path, root)
+    assert checks["models.fetched"]["status"] == "ok" and checks["models.converted"]["status"] == "ok"
+    hub.add(HUB_ID, dict(FILES, **{"README.md": b"# a new revision\n"}))
+    assert fetch(ca, hub, tmp_path, "--update").returncode == 0
+    stale = doctor(ca, hub, tmp_path, root)["models.converted"]
+    assert stale["status"] == "warn" and "older than their source" in stale["finding"]
+    assert stale["fix"] == f"invoke models.convert {NAME}"
+    redo = task(ca, hub, tmp_path, "models.convert", NAME, "--root", str(root), NPUENV_MEMINFO=plenty)
+    assert redo.returncode == 0 and "its source changed" in redo.stdout
+    assert doctor(ca, hub, tmp_path, root)["models.converted"]["status"] == "ok"
+    assert [p.name for p in (tmp_path / "models_ms").iterdir()] == [NAME]
+
+
+def test_the_world_s_converter_fails_on_an_existing_save_folder_as_the_real_one(workspace, tmp_path):
+    root, _pin = workspace
+    model = tmp_path / "m"
+    model.mkdir()
+    for name, data in FILES.items():
+        (model / name).write_bytes(data)
+    script = root / "MindSpeed-MM" / "examples" / "internvl2.5" / "internvl2.5_convert_to_mm_ckpt.py"
+    python = root / "MindSpeed-MM" / ".venv" / "bin" / "python"
+    (tmp_path / "exists").mkdir()
+    for trust, save, expected in (("True", "exists", "FileExistsError"), ("", "new", "trust_remote_code=True")):
+        proc = subprocess.run([str(python), str(script), "--model-size", "2B", "--load-dir", str(model), "--save-dir",
+                               str(tmp_path / save), "--trust-remote-code", trust], capture_output=True, text=True)
+        assert proc.returncode != 0 and expected in proc.stderr, proc.stderr
+
+
+def test_configs_and_launch_scripts_are_written_for_the_model_and_checked_by_doctor(ca, hub, tmp_path, workspace):
+    root, _pin = workspace
+    assert fetch(ca, hub, tmp_path).returncode == 0
+    examples = root / "MindSpeed-MM" / "examples" / "internvl2.5"
+    for kind in ("model", "data", "inference"):
+        proc = task(ca, hub, tmp_path, "models.config", NAME, "--kind", kind, "--root", str(root))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (examples / f"{kind}_2B.json.npuenv.json").is_file()
+    devices = tmp_path / "dev"
+    devices.mkdir()
+    (devices / "davinci0").touch()
+    glob = {"NPUENV_DEVICE_GLOB": str(devices / "davinci*")}
+    script = task(ca, hub, tmp_path, "models.config", NAME, "--kind", "finetune", "--root", str(root), **glob)
+    assert script.returncode == 0, script.stderr
+    text = (examples / "finetune_internvl2.5_2B.sh").read_text()
+    assert "NPUS_PER_NODE=1\n" in text and "--vocab-size 92553" in text and f"MM_MODEL={examples}/model_2B.json" in text
+    assert json.loads((examples / "model_2B.json").read_text())["img_context_token_id"] == 92546
+
+    checks = doctor(ca, hub, tmp_path, root, **glob)
+    assert checks["models.configs"]["status"] == "fail"  # the data file and the checkpoint are not there yet
+    assert "data_2B.json: dataset_param.basic_parameters.data_path: " in checks["models.configs"]["finding"]
+    assert checks["models.launch"]["status"] == "ok"
+    (root / "MindSpeed-MM" / "dataset").mkdir()
+    (root / "MindSpeed-MM" / "dataset" / "train.json").write_text("[]")
+    assert task(ca, hub, tmp_path, "models.convert", NAME, "--root", str(root)).returncode == 0
+    configs = doctor(ca, hub, tmp_path, root, **glob)["models.configs"]
+    assert configs["status"] == "ok", configs
+
+    model = json.loads((examples / "model_2B.json").read_text())
+    model["text_decoder"]["pipeline_num_layers"] = [12, 11]
+    (examples / "model_2B.json").write_text(json.dumps(model))
+    (examples / "finetune_internvl2.5_2B.sh").write_text(text.replace("NPUS_PER_NODE=1\n", "NPUS_PER_NODE=8\n"))
+    checks = doctor(ca, hub, tmp_path, root, **glob)
+    assert "text_decoder.pipeline_num_layers adds up to 23, num_layers is 24" in checks["models.configs"]["finding"]
+    assert checks["models.launch"]["status"] == "fail"
+    assert "finetune_internvl2.5_2B.sh sets NPUS_PER_NODE=8, this box has 1 NPUs" in checks["models.launch"]["finding"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from tests.world.mm_convert import CONVERT_SCRIPT
+from tests.world.mm_examples import EXAMPLE_FILES
 
 IDENTITY = "npuenv test world <world@npuenv.invalid>"
 
@@ -236,20 +237,6 @@ def attend(query, keys, values):
     return [sum(w * v[i] for w, v in zip(weights, values)) / total for i in range(width)]
 '''
 
-MM_FINETUNE = """\
-#!/bin/bash
-# InternVL2.5-4B fine-tune launcher of the npuenv test world (shaped like an Ascend example script).
-source /usr/local/Ascend/ascend-toolkit/set_env.sh
-
-NPUS_PER_NODE=8
-MASTER_ADDR=localhost
-MASTER_PORT=6000
-NNODES=1
-NODE_RANK=0
-WORLD_SIZE=$((NPUS_PER_NODE * NNODES))
-
-echo "would launch ${WORLD_SIZE} ranks on ${MASTER_ADDR}:${MASTER_PORT}"
-"""
 
 
 CONVERT_PATH = "examples/internvl2.5/internvl2.5_convert_to_mm_ckpt.py"
@@ -264,8 +251,9 @@ def _mindspeed_mm_history() -> List[Commit]:
         "mindspeed_mm/__init__.py": MM_INIT,
         "examples/internvl2.5/README.md": MM_EXAMPLE_README,
         "examples/internvl2.5/dot_product_attention.py": MM_ATTENTION,
-        "examples/internvl2.5/finetune_internvl2.5_4B.sh": MM_FINETUNE,
         CONVERT_PATH: CONVERT_SCRIPT,
+        **EXAMPLE_FILES,  # the config templates and launch scripts (mm_examples.py)
+        "examples/internvl2.5/view.jpg": b"\xff\xd8\xff\xe0npuenv test world: a stand-in, not an image\xff\xd9",
     })
     later = Commit("Retire InternVL2.5 attention override", "2025-07-15T10:00:00", {
         "examples/internvl2.5/dot_product_attention.py": None,

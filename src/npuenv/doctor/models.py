@@ -73,4 +73,70 @@ def converted(ctx) -> CheckResult:
     return ok(f"{len(present)} converted from the revision there is: {', '.join(present)}")
 
 
-CHECKS = [fetched, converted]
+def _own_files(ctx, suffix: str) -> tuple[Optional[Path], list[Path]]:
+    """The checkout's examples/internvl2.5 files people made or changed (generated or hand-written): the
+    pinned upstream's own, unchanged, are its placeholders and not judged."""
+    from ..git import git
+    from ..npu.smoke import project_dir
+
+    project = project_dir(ctx.spec, ctx.root) if ctx.root is not None and ctx.spec.env else None
+    folder = project / EXAMPLES if project is not None else None
+    if folder is None or not folder.is_dir():
+        return None, []
+    listed = git(["ls-files", "-z", "--", EXAMPLES], cwd=project, env=ctx.environ, check=False).stdout
+    changed = git(["diff", "--name-only", "-z", "HEAD", "--", EXAMPLES], cwd=project, env=ctx.environ, check=False).stdout
+    pristine = set(filter(None, listed.split("\0"))) - set(filter(None, changed.split("\0")))
+    return project, sorted(p for p in folder.glob(f"*{suffix}")
+                           if f"{EXAMPLES}/{p.name}" not in pristine and not p.name.endswith(".npuenv.json"))
+
+
+@check("models.configs", "MindSpeed-MM config files made here: paths exist, pipeline splits add up to the layers")
+def configs(ctx) -> CheckResult:
+    import json
+
+    from ..models.configs import missing_paths, split_problems
+
+    if ctx.root is None:
+        return skip(ctx.no_root)
+    project, files = _own_files(ctx, ".json")
+    if not files:
+        return skip(f"no config file of your own in {EXAMPLES}" if project else "no MindSpeed-MM checkout")
+    problems = []
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path.name}: not JSON ({exc})")
+            continue
+        problems += [f"{path.name}: {p}" for p in split_problems(data)]
+        problems += [f"{path.name}: {p} does not exist" for p in missing_paths(data, project)]
+    if problems:
+        return fail(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in {len(files)} config files: "
+                    + "; ".join(problems[:4]), "regenerate them: invoke models.config NAME --kind model|data|inference "
+                    "(fetch and convert the model first), or fix the paths", details=problems)
+    return ok(f"{len(files)} config files of your own: paths exist, splits add up ({', '.join(p.name for p in files)})")
+
+
+@check("models.launch", "launch scripts made here ask for no more NPUs than the box has")
+def launch(ctx) -> CheckResult:
+    from ..models.launch import device_count
+    from ..models.launchscript import launch_devices
+
+    if ctx.root is None:
+        return skip(ctx.no_root)
+    _project, files = _own_files(ctx, ".sh")
+    if not files:
+        return skip(f"no launch script of your own in {EXAMPLES}")
+    have = device_count(ctx.environ)
+    if have == 0:
+        return skip("no NPUs here to compare NPUS_PER_NODE with")
+    asked = {p.name: launch_devices(p.read_text(encoding="utf-8", errors="replace")) for p in files}
+    over = {name: n for name, n in asked.items() if n is not None and n > have}
+    if over:
+        return fail(f"{', '.join(f'{name} sets NPUS_PER_NODE={n}' for name, n in over.items())}, this box has {have} "
+                    "NPUs: torchrun dies with HCCL error code 7",
+                    f"set NPUS_PER_NODE={have}, or regenerate: invoke models.config NAME --kind finetune")
+    return ok(f"{len(files)} launch scripts, NPUS_PER_NODE ≤ {have}")
+
+
+CHECKS = [fetched, converted, configs, launch]

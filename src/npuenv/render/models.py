@@ -43,3 +43,15 @@ def render_converted(console: Console, converted: Any, as_json: bool) -> None:
     console.line(f"✓ {converted.name}: {what} — {converted.model_size} checkpoint in {converted.folder} "
                  f"({converted.outputs} files) from revision {converted.source_revision[:12]}, script "
                  f"@{converted.script_commit[:12]}")
+
+
+def render_written(console: Console, written: Any, as_json: bool) -> None:
+    g = written.generated
+    if as_json:
+        console.line(to_json({"file": str(written.path), "sidecar": str(written.sidecar) if written.sidecar else None,
+                              "kind": g.kind, "template": g.template, "derived": g.derived,
+                              "from_template": g.from_template}))
+        return
+    console.line(f"✓ wrote {written.path} from {g.template}: {len(g.derived)} values derived from the model"
+                 + (f", {len(g.from_template)} kept from the template (listed in {written.sidecar.name})"
+                    if written.sidecar else " (listed in its header)"))

@@ -72,6 +72,52 @@ def convert(c, name, root=None, spec=None, persistent=None, json_=False):
 
 
 @task(
+    help={
+        "name": "the model, as the spec's `models:` names it (its config.json must be fetched)",
+        "kind": "inference, model, data or finetune (the launch script)",
+        "out": "PATH: write here (default: MindSpeed-MM/examples/internvl2.5/<kind>_<size>.json in the workspace)",
+        "devices": "finetune: NPUS_PER_NODE (default: the NPUs this box has)",
+        "port": "finetune: MASTER_PORT (default: the first free port from 6000)",
+        "data-path": "data: the training data's JSON (default: MindSpeed-MM/dataset/train.json)",
+        "data-folder": "data: the folder its image paths are relative to (default: MindSpeed-MM/dataset)",
+        "save": "finetune: where training saves checkpoints (default: MindSpeed-MM/ckpt/NAME-finetuned)",
+        "root": _ROOT,
+        "spec": _SPEC,
+        "persistent": _PERSISTENT,
+        "json": "print what was written, derived and kept from the template as one JSON object",
+    },
+)
+@boundary
+def config(c, name, kind, out=None, devices=None, port=None, data_path=None, data_folder=None, save=None,
+           root=None, spec=None, persistent=None, json_=False):
+    """Write MindSpeed-MM's inference, model, data or finetune file for the model's size, from its config.json."""
+    import os
+
+    from ..models.configs import ConfigRequest, write_config
+    from ..models.session import open_session
+    from ..npu.smoke import project_dir
+    from ..render import models as render
+    from ..render.console import Console
+
+    session = open_session(spec, persistent, root, os.environ, mirrors_config(c))
+    project = project_dir(session.spec, session.root) if session.root is not None else None
+    if project is None or not project.is_dir():
+        from ..errors import UsageError
+
+        raise UsageError("no MindSpeed-MM checkout to take the templates from" + (f" in {session.root}" if session.root else ""),
+                         hint="pass --root WORKSPACE (made by invoke bootstrap)")
+    request = ConfigRequest(name, kind, out, _count(devices, "--devices"), _count(port, "--port"), data_path,
+                            data_folder, save)
+    render.render_written(Console(), write_config(session, project, request), json_)
+
+
+def _count(value, option):
+    from .boundary import positive_int
+
+    return None if value is None else positive_int(value, option, 8 if option == "--devices" else 6000)
+
+
+@task(
     help={"spec": _SPEC, "root": _ROOT, "persistent": _PERSISTENT, "json": "print the listing as one JSON object"},
 )
 @boundary
@@ -104,4 +150,5 @@ def _commit(value):
 ns = Collection("models")
 ns.add_task(fetch)
 ns.add_task(convert)
+ns.add_task(config)
 ns.add_task(list_, name="list")
