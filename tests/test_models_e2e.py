@@ -340,3 +340,51 @@ def test_configs_and_launch_scripts_are_written_for_the_model_and_checked_by_doc
     assert "text_decoder.pipeline_num_layers adds up to 23, num_layers is 24" in checks["models.configs"]["finding"]
     assert checks["models.launch"]["status"] == "fail"
     assert "finetune_internvl2.5_2B.sh sets NPUS_PER_NODE=8, this box has 1 NPUs" in checks["models.launch"]["finding"]
+
+
+# --- the lock: what `invoke lock` records of a model, and a fetch that follows it -----------------------------
+
+
+def locked_spec(ca, hub, folder: Path, tamper=None) -> Path:
+    """A spec beside a lock whose models entry is what `invoke lock` records (hubapi.locked_entry)."""
+    from npuenv import lockfile
+    from npuenv.models.hubapi import locked_entry
+    from npuenv.spec import load_spec
+
+    spec_file = folder / "mine.yaml"
+    spec_file.write_text(json.dumps({"extends": "mindspeed-mm-internvl2.5"}))
+    entry = locked_entry(hub.url, HUB_ID, "main", ca.ca_pem)
+    if tamper:
+        tamper(entry)
+    content = lockfile.locked_content(load_spec(spec_file))
+    lockfile.write(spec_file, {"spec": {"name": "mine"}, "uv": {"arches": ["x86_64"]}, "models": {NAME: entry},
+                               "content": content}, "version = 1\n")
+    return spec_file
+
+
+def test_the_lock_records_the_resolved_revision_and_every_file_s_sha256(ca, hub):
+    import hashlib
+
+    from npuenv.models.hubapi import locked_entry
+
+    entry = locked_entry(hub.url, HUB_ID, "main", ca.ca_pem)
+    assert entry["revision"] == hub.commit(HUB_ID, "main").sha
+    assert entry["files"] == {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                              for name, data in FILES.items()}
+
+
+def test_fetch_follows_the_lock_s_revision_while_main_moves_on(ca, hub, tmp_path):
+    spec = locked_spec(ca, hub, tmp_path)
+    locked = hub.commit(HUB_ID, "main").sha
+    hub.add(HUB_ID, dict(FILES, **{"README.md": b"# moved on\n"}))
+    proc = fetch(ca, hub, tmp_path, "--spec", str(spec), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["revision"] == locked
+
+
+def test_files_that_differ_from_the_lock_are_refused_by_name(ca, hub, tmp_path):
+    spec = locked_spec(ca, hub, tmp_path, tamper=lambda e: e["files"]["config.json"].update(sha256="0" * 64))
+    proc = fetch(ca, hub, tmp_path, "--spec", str(spec))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "differs from mine.lock: config.json: sha256 " in proc.stderr and "the lock says 000000000000" in proc.stderr
+    assert not (tmp_path / "models" / NAME / ".npuenv-model.json").exists()
