@@ -20,6 +20,8 @@ from tests.world.fixtures import clean_env
 from tests.world.hub import HubServer
 from tests.world.tiny_internvl import make_tiny_internvl
 
+pytestmark = pytest.mark.slow
+
 HUB_ID = "OpenGVLab/InternVL2_5-2B"
 NAME = "InternVL2_5-2B"
 SHARD1, SHARD2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
@@ -388,3 +390,19 @@ def test_files_that_differ_from_the_lock_are_refused_by_name(ca, hub, tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "differs from mine.lock: config.json: sha256 " in proc.stderr and "the lock says 000000000000" in proc.stderr
     assert not (tmp_path / "models" / NAME / ".npuenv-model.json").exists()
+
+
+def test_invoke_lock_records_the_spec_s_models(world, ca, hub, tmp_path):
+    """The real `invoke lock` on a world spec whose model's hub is mirrored to the world's hub."""
+    import hashlib
+
+    from tests.test_lock_e2e import lock, lockable_spec
+
+    spec = lockable_spec(world, tmp_path / "world.yaml", models={NAME: {"hub": HUB_ID}},
+                         mirrors=dict(world.mirrors, **{"https://huggingface.co/": hub.url + "/"}))
+    proc = lock(world, spec, tmp_path / "ws", tmp_path / "wheels", "--ca-bundle", str(ca.ca_pem))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = json.loads((tmp_path / "world.lock").read_text())["models"][NAME]
+    assert entry["hub"] == HUB_ID and entry["revision"] == hub.commit(HUB_ID, "main").sha
+    assert entry["files"][SHARD1]["sha256"] == hashlib.sha256(FILES[SHARD1]).hexdigest()
+    assert entry["files"]["config.json"]["sha256"] == hashlib.sha256(FILES["config.json"]).hexdigest()
