@@ -106,13 +106,16 @@ def test_a_connection_cut_mid_shard_is_resumed_with_a_range(ca, hub, tmp_path):
     assert_complete(tmp_path / "models" / NAME, BIG)
 
 
-def wait_for_bytes(folder: Path, proc: subprocess.Popen) -> Path:
-    """The hub client's .incomplete file, once it holds data (it writes 10 MB at a time)."""
+def wait_for_bytes(folder: Path, proc: subprocess.Popen, data: bytes) -> Path:
+    """The hub client's .incomplete file of `data` (named by its etag, the sha256), once it holds some
+    (it writes 10 MB at a time)."""
+    import hashlib
     import time
 
+    etag = hashlib.sha256(data).hexdigest()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        found = [p for p in folder.rglob("*.incomplete") if p.stat().st_size > 0]
+        found = [p for p in folder.rglob(f"*{etag}*.incomplete") if p.stat().st_size > 0]
         if found:
             return found[0]
         time.sleep(0.05)
@@ -127,7 +130,7 @@ def test_a_killed_download_resumes_where_it_stopped(ca, hub, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         assert hold.reached.wait(120), "the download never reached the held shard"
-        partial = wait_for_bytes(folder, proc)
+        partial = wait_for_bytes(folder, proc, BIG[SHARD2])
         os.killpg(proc.pid, signal.SIGKILL)  # the task and its downloading child
         proc.wait(60)
     finally:

@@ -25,14 +25,13 @@ import hashlib
 import json
 import re
 import ssl
-import sys
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
-from tests.world.server import parse_range
+from tests.world.server import TLSServer, parse_range
 
 CHUNK = 64 * 1024
 
@@ -180,31 +179,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise ConnectionAbortedError("fault: hung up mid-file")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
+class _Server(TLSServer):
     def __init__(self, hub: "HubServer", context: ssl.SSLContext) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, context)
         self.hub = hub
-        self.ssl_context = context
-
-    def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        request.settimeout(_Handler.timeout)
-        try:
-            tls = self.ssl_context.wrap_socket(request, server_side=True)
-        except OSError:
-            return
-        try:
-            self.RequestHandlerClass(tls, client_address, self)
-        except (ConnectionError, TimeoutError, ssl.SSLError):
-            pass
-        finally:
-            tls.close()
-
-    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
-            super().handle_error(request, client_address)
 
 
 class HubServer:

@@ -351,19 +351,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(b"0\r\n\r\n")
 
 
-class _TLSServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that does the TLS handshake in the worker thread, not in accept()."""
+class TLSServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer on 127.0.0.1 at a free port that does the TLS handshake in the worker thread, not
+    in accept(); connection trouble from clients (hang-ups, timeouts, untrusted CA) is not an error."""
 
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, world: "WorldServer", context: ssl.SSLContext) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.world = world
+    def __init__(self, handler: type, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
         self.ssl_context = context
 
     def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        request.settimeout(_Handler.timeout)
+        request.settimeout(self.RequestHandlerClass.timeout)
         try:
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except OSError:  # includes ssl.SSLError: a client that does not trust our CA hangs up
@@ -376,6 +376,12 @@ class _TLSServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
             super().handle_error(request, client_address)
+
+
+class _TLSServer(TLSServer):
+    def __init__(self, world: "WorldServer", context: ssl.SSLContext) -> None:
+        super().__init__(_Handler, context)
+        self.world = world
 
 
 class WorldServer:

@@ -12,28 +12,29 @@ from .base import CheckResult, check, fail, ok, skip, warn
 EXAMPLES = "examples/internvl2.5"
 
 
-def _places(ctx) -> Optional[Any]:
+def _present(ctx, converted: bool) -> tuple[Any, list[str], Optional[CheckResult]]:
+    """(places, the spec's models with a folder there, or the skip result when there is none)."""
+    from ..models.catalog import models_of
     from ..models.places import Places
 
-    return Places(ctx.persistent) if ctx.persistent.is_dir() else None
-
-
-def _models(ctx) -> dict:
-    from ..models.catalog import models_of
-
-    return models_of(ctx.spec)
+    if not ctx.persistent.is_dir():
+        return None, [], skip(f"{ctx.persistent} does not exist here")
+    places = Places(ctx.persistent)
+    folder = places.converted if converted else places.model
+    present = [name for name in models_of(ctx.spec) if folder(name).is_dir()]
+    if not present:
+        where = places.converted_root if converted else places.models
+        return places, [], skip(f"no {'converted model' if converted else 'model of the spec'} in {where}")
+    return places, present, None
 
 
 @check("models.fetched", "every model folder of the spec's models is complete (as models.fetch verified it)")
 def fetched(ctx) -> CheckResult:
     from ..models.verify import changed_since, read_marker
 
-    places = _places(ctx)
-    if places is None:
-        return skip(f"{ctx.persistent} does not exist here")
-    present = [name for name in _models(ctx) if places.model(name).is_dir()]
-    if not present:
-        return skip(f"no model of the spec in {places.models}")
+    places, present, skipped = _present(ctx, converted=False)
+    if skipped:
+        return skipped
     bad = []
     for name in present:
         marker = read_marker(places.model(name))
@@ -52,12 +53,9 @@ def converted(ctx) -> CheckResult:
     from ..models.convert import read_provenance
     from ..models.verify import read_marker
 
-    places = _places(ctx)
-    if places is None:
-        return skip(f"{ctx.persistent} does not exist here")
-    present = [name for name in _models(ctx) if places.converted(name).is_dir()]
-    if not present:
-        return skip(f"no converted model in {places.converted_root}")
+    places, present, skipped = _present(ctx, converted=True)
+    if skipped:
+        return skipped
     stale = []
     for name in present:
         record, marker = read_provenance(places.converted(name)), read_marker(places.model(name))
