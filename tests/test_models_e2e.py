@@ -5,6 +5,7 @@ private mount namespace) are real too."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -77,6 +78,7 @@ def test_fetch_downloads_verifies_and_marks_the_model(ca, hub, tmp_path):
                       "folder": str(tmp_path / "models" / NAME), "files": len(FILES),
                       "size": sum(len(v) for v in FILES.values()), "downloaded": True}
     assert_complete(tmp_path / "models" / NAME)
+    assert [r[1] for r in resolves(hub, SHARD1)] == [f"/cdn-lfs/{hashlib.sha256(FILES[SHARD1]).hexdigest()}/{SHARD1}"]
     # npuenv's own files stay under PERSISTENT/models/.npuenv: the CA bundle, the hub client's HF_HOME
     assert (tmp_path / "models" / ".npuenv" / "ca-bundle.pem").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
@@ -198,7 +200,8 @@ def test_an_unknown_repo_is_named(ca, hub, tmp_path):
     spec.write_text(json.dumps({"extends": "mindspeed-mm-internvl2.5", "models": {"Gone": {"hub": "OpenGVLab/Gone"}}}))
     proc = fetch(ca, hub, tmp_path, "--spec", str(spec), name="Gone")
     assert proc.returncode == 2
-    assert "OpenGVLab/Gone: no such model on" in proc.stderr and "HTTP 404" in proc.stderr
+    assert "OpenGVLab/Gone: no such model, or a private one on" in proc.stderr and "(HTTP 401)" in proc.stderr
+    assert "a private model needs HF_TOKEN" in proc.stderr
 
 
 def test_a_full_disk_is_refused_before_downloading_with_the_numbers(ca, hub, tmp_path):

@@ -7,12 +7,14 @@ _snapshot_download, file_download.get_hf_file_metadata / http_get, utils/_http.h
         {"id", "sha", "siblings": [{"rfilename"} + with blobs: "size", "blobId", "lfs": {"sha256", "size",
         "pointerSize"}]}; an unknown repo or revision: 404 with X-Error-Code RepoNotFound / RevisionNotFound
   HEAD|GET /{owner}/{repo}/resolve/{revision}/{path}
-        X-Repo-Commit, ETag (the git blob id; for LFS files the sha256), X-Linked-Etag and X-Linked-Size
-        for LFS files, Content-Length, Accept-Ranges; one `bytes=` Range (206 + Content-Range); a missing
-        file: 404 with X-Error-Code EntryNotFound
+        regular files: X-Repo-Commit, ETag (the git blob id), Content-Length, Accept-Ranges, one `bytes=`
+        Range (206 + Content-Range); LFS files: a 302 to /cdn-lfs/{sha256}/{path} (an absolute URL: the
+        client's HEAD does not follow it) with X-Repo-Commit, X-Linked-Etag (the sha256) and X-Linked-Size;
+        a missing file: 404 with X-Error-Code EntryNotFound; an unknown repo: 401 to an anonymous request
+  GET /cdn-lfs/{sha256}/{path}   the LFS content, with Range
 A revision is a commit sha or a branch ("main": the newest commit). Files ending in .safetensors are LFS
-files, as on the hub. Not served: auth, xet (no X-Xet-* headers), redirects to a CDN, pagination of
-trees, anything but models.
+files, as on the hub. Not served: auth, xet (no X-Xet-* headers), a separate CDN host with signed URLs,
+pagination of trees, anything but models.
 
 Faults for tests: ``cut_after`` (send N bytes of a file, then hang up), ``hold_after`` (send N bytes, then
 wait until released: a downloader can be killed mid-file without sleeping), ``fail_next``, ``corrupt``
@@ -90,6 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
         resolve = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
         if resolve:
             return self._resolve(resolve.group(1), unquote(resolve.group(2)), unquote(resolve.group(3)), body)
+        cdn = re.fullmatch(r"/cdn-lfs/([0-9a-f]{64})/(.+)", path)
+        if cdn:
+            return self._cdn(cdn.group(1), unquote(cdn.group(2)), body)
         self._json(404, {"error": "not a hub route"})
 
     def _json(self, status: int, data: object, headers: Tuple[Tuple[str, str], ...] = ()) -> None:
@@ -103,9 +108,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _commit(self, repo: str, revision: str) -> Optional[Commit]:
         hub = self.server.hub
-        if repo not in hub.repos:
-            self._json(404, {"error": "Repository not found"}, (("X-Error-Code", "RepoNotFound"),
-                                                                ("X-Error-Message", "Repository not found")))
+        if repo not in hub.repos:  # the hub answers 401 to an anonymous request for a repo it does not show
+            status = 404 if self.headers.get("Authorization") else 401
+            self._json(status, {"error": "Repository not found"}, (("X-Error-Code", "RepoNotFound"),
+                                                                   ("X-Error-Message", "Repository not found")))
             return None
         found = hub.commit(repo, revision)
         if found is None:
@@ -137,8 +143,26 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"error": "Entry not found"}, (("X-Error-Code", "EntryNotFound"),
                                                                   ("X-Error-Message", "Entry not found")))
         listed = commit.files[name]
-        served = self.server.hub.corrupted.get((repo, commit.sha, name), listed)
-        etag = hashlib.sha256(listed).hexdigest() if is_lfs(name) else git_blob_id(listed)
+        if is_lfs(name):  # as the hub: LFS content comes from its CDN, by an absolute redirect
+            sha256 = hashlib.sha256(listed).hexdigest()
+            self.send_response(302)
+            for key, value in (("Location", f"{self.server.hub.url}/cdn-lfs/{sha256}/{name}"),
+                               ("X-Repo-Commit", commit.sha), ("ETag", f'"{sha256}"'), ("X-Linked-Etag", f'"{sha256}"'),
+                               ("X-Linked-Size", str(len(listed))), ("Content-Length", "0")):
+                self.send_header(key, value)
+            self.end_headers()
+            return
+        self._content(name, listed, self.server.hub.corrupted.get(git_blob_id(listed), listed), git_blob_id(listed),
+                      body, (("X-Repo-Commit", commit.sha),))
+
+    def _cdn(self, sha256: str, name: str, body: bool) -> None:
+        listed = self.server.hub.blob(sha256)
+        if listed is None:
+            return self._json(404, {"error": "no such object"})
+        self._content(name, listed, self.server.hub.corrupted.get(sha256, listed), sha256, body, ())
+
+    def _content(self, name: str, listed: bytes, served: bytes, etag: str, body: bool,
+                 extra: Tuple[Tuple[str, str], ...]) -> None:
         first, last, status = 0, len(served) - 1, 200
         if self.headers.get("Range") and served:
             span = parse_range(self.headers["Range"], len(served))
@@ -151,9 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
             (first, last), status = span, 206
         self.send_response(status)
         headers = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes"),
-                   ("Content-Length", str(last - first + 1)), ("X-Repo-Commit", commit.sha), ("ETag", f'"{etag}"')]
-        if is_lfs(name):
-            headers += [("X-Linked-Etag", f'"{etag}"'), ("X-Linked-Size", str(len(listed)))]
+                   ("Content-Length", str(last - first + 1)), ("ETag", f'"{etag}"'), *extra]
         if status == 206:
             headers.append(("Content-Range", f"bytes {first}-{last}/{len(served)}"))
         for key, value in headers:
@@ -190,7 +212,7 @@ class HubServer:
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self.repos: Dict[str, List[Commit]] = {}
-        self.corrupted: Dict[Tuple[str, str, str], bytes] = {}
+        self.corrupted: Dict[str, bytes] = {}  # by the listed file's etag: other bytes served
         self.stopping = threading.Event()
         self._context = context
         self._lock = threading.Lock()
@@ -221,7 +243,17 @@ class HubServer:
         """Serve ``data`` for ``name`` while listing the real file's size and hash."""
         commit = self.commit(repo, revision)
         assert commit is not None
-        self.corrupted[(repo, commit.sha, name)] = data
+        listed = commit.files[name]
+        self.corrupted[hashlib.sha256(listed).hexdigest() if is_lfs(name) else git_blob_id(listed)] = data
+
+    def blob(self, sha256: str) -> Optional[bytes]:
+        """An LFS file's content by its sha256, from any commit."""
+        for history in self.repos.values():
+            for commit in history:
+                for name, data in commit.files.items():
+                    if is_lfs(name) and hashlib.sha256(data).hexdigest() == sha256:
+                        return data
+        return None
 
     # -- faults and the log ---------------------------------------------------------------------------------
 

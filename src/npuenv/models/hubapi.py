@@ -102,10 +102,12 @@ def _status_error(resp: Any, hub: str, revision: str, endpoint: str) -> ModelErr
                           hint="check the model's `revision:` (a commit of the hub repo) or `ref:` in the spec")
     if code in ("RepoNotFound", "GatedRepo") or resp.status_code in (401, 403, 404):
         gated = code == "GatedRepo" or resp.status_code == 403
-        return ModelError(f"{hub}: {'gated, needs a token' if gated else 'no such model'} on {endpoint} "
-                          f"(HTTP {resp.status_code})",
-                          hint="log in with HF_TOKEN set" if gated else
-                          "check the model's `hub:` id in the spec (OWNER/REPO, as on the hub's page)")
+        what = "gated, needs a token" if gated else "no such model, or a private one" if resp.status_code == 401 \
+            else "no such model"
+        return ModelError(f"{hub}: {what} on {endpoint} (HTTP {resp.status_code})",
+                          hint="set HF_TOKEN to a token that may read it" if gated else
+                          "check the model's `hub:` id in the spec (OWNER/REPO, as on the hub's page); "
+                          "a private model needs HF_TOKEN")
     return ModelError(f"the hub at {endpoint} answered HTTP {resp.status_code} for {hub}@{revision}",
                       hint="a server error: run the command again later")
 
