@@ -106,7 +106,18 @@ def test_the_model_file_carries_the_model_s_facts(size, templates, tmp_path):
         assert "mrope_section" not in decoder
 
 
-@pytest.mark.parametrize("size", ALL)
+def test_no_inference_file_for_a_checkpoint_cut_into_pipeline_stages(templates, tmp_path):
+    with pytest.raises(ModelError, match="no inference config for 78B: its checkpoint is converted into 16"):
+        made("inference", "78B", templates, tmp_path)
+
+
+def test_a_path_the_launch_script_would_split_is_refused(templates, tmp_path):
+    spaced = tmp_path / "my models"
+    with pytest.raises(ModelError, match="uses its paths unquoted"):
+        generate("finetune", facts(tmp_path, "8B"), templates, paths(spaced), devices=8, master_port=6000)
+
+
+@pytest.mark.parametrize("size", [s for s in ALL if s != "78B"])
 def test_inference_and_data_files_point_at_this_box(size, templates, tmp_path):
     inference = json.loads(made("inference", size, templates, tmp_path).text)
     data = json.loads(made("data", size, templates, tmp_path).text)
@@ -213,8 +224,17 @@ def test_a_finetune_script_needs_the_npu_count(templates, tmp_path):
 
 def test_doctor_s_config_checks_find_bad_splits_and_missing_paths(templates, tmp_path):
     data = json.loads(made("model", "8B", templates, tmp_path).text)
+    assert split_problems(data) == []
     data["text_decoder"]["pipeline_num_layers"] = [16, 15]
-    assert split_problems(data) == ["text_decoder.pipeline_num_layers adds up to 31, num_layers is 32"]
+    assert split_problems(data) == [
+        "text_decoder.pipeline_num_layers adds up to 31, num_layers is 32",
+        "pipeline_num_layers [24] (vision) and [16, 15] (text) are not the splits the conversion script cuts a 8B "
+        "checkpoint into: [24] and [32]"]
+    shipped_78b = json.loads((templates / "model_78B.json").read_text())  # sums fine, but not the conversion's
+    assert split_problems(shipped_78b) == [
+        "pipeline_num_layers [45, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] (vision) and [0, 3, 6, 6, 6, 6, 6, 6, 6, "
+        "6, 6, 6, 5, 5, 5, 2] (text) are not the splits the conversion script cuts a 78B checkpoint into: "
+        "[11, 12, 12, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] and [0, 0, 0, 1, 5, 6, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6]"]
     (tmp_path / "here").mkdir()
     config = {"from_pretrained": "./here", "tokenizer": {"from_pretrained": "OpenGVLab/InternVL2_5-8B"},
               "dataset_param": {"basic_parameters": {"data_path": str(tmp_path / "gone.json")}}}

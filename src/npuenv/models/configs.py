@@ -288,6 +288,10 @@ def generate(kind: str, f: ModelFacts, templates: Path, paths: Paths, *, devices
              master_port: Optional[int] = None) -> Generated:
     if kind not in KINDS:
         raise ModelError(f"--kind {kind}: not a kind of config", hint=f"give one of {', '.join(KINDS)}")
+    if kind == "inference" and f.size.pp > 1:
+        raise ModelError(f"no inference config for {f.size.name}: its checkpoint is converted into {f.size.pp} "
+                         "pipeline stages, and MindSpeed-MM's inference loads one file on one stage",
+                         hint="run inference with a size the conversion keeps in one stage (1B–38B)")
     name = template_name(kind, f)
     path = templates / name
     try:
@@ -380,16 +384,33 @@ PATH_KEYS = ("from_pretrained", "data_path", "data_folder", "file_path")
 
 
 def split_problems(data: Any) -> list[str]:
-    """pipeline_num_layers that do not add up to num_layers (text decoder, vision encoder)."""
+    """pipeline_num_layers that do not add up to num_layers (text decoder, vision encoder), or that are not
+    the splits the conversion script cut the checkpoint into, for a size whose layer counts it knows."""
     problems = []
     nodes = {"text_decoder": (data or {}).get("text_decoder"),
              "image_encoder.vision_encoder": ((data or {}).get("image_encoder") or {}).get("vision_encoder")}
+    splits = {}
     for where, node in nodes.items():
         if isinstance(node, dict) and isinstance(node.get("pipeline_num_layers"), list) and "num_layers" in node:
-            total = sum(int(n) for n in node["pipeline_num_layers"])
-            if total != node["num_layers"]:
-                problems.append(f"{where}.pipeline_num_layers adds up to {total}, num_layers is {node['num_layers']}")
-    return problems
+            splits[where] = (tuple(int(n) for n in node["pipeline_num_layers"]), node["num_layers"])
+            if sum(splits[where][0]) != node["num_layers"]:
+                problems.append(f"{where}.pipeline_num_layers adds up to {sum(splits[where][0])}, "
+                                f"num_layers is {node['num_layers']}")
+    return problems + _table_problems(splits)
+
+
+def _table_problems(splits: dict) -> list[str]:
+    from .sizes import SIZES
+
+    text, vision = splits.get("text_decoder"), splits.get("image_encoder.vision_encoder")
+    if text is None or vision is None:
+        return []
+    # by the layer counts (1B and 2B share theirs, and their splits)
+    size = next((s for s in SIZES if (s.llm_layers, s.vit_layers) == (text[1], vision[1])), None)
+    if size is None or (size.llm_split, size.vit_split) == (text[0], vision[0]):
+        return []
+    return [f"pipeline_num_layers {list(vision[0])} (vision) and {list(text[0])} (text) are not the splits the "
+            f"conversion script cuts a {size.name} checkpoint into: {list(size.vit_split)} and {list(size.llm_split)}"]
 
 
 def missing_paths(data: Any, base: Path, where: str = "") -> list[str]:

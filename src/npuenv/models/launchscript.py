@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 from ..errors import ModelError
 
 NPUS_RE = re.compile(r"(?m)^NPUS_PER_NODE=(\d+)\s*$")
+SAFE_PATH = re.compile(r"[A-Za-z0-9/._+@:,-]+")
 
 
 def _assignment(name: str) -> re.Pattern:
@@ -26,7 +27,12 @@ def edit_script(text: str, template: Path, f: Any, paths: Any, generated: Any, d
                 master_port: Optional[int]) -> str:
     if devices is None or master_port is None:
         raise ModelError("a launch script needs the NPU count and a port", hint="pass --devices N (and --port N)")
-    q = shlex.quote
+    for path in (paths.data_json, paths.model_json, paths.converted, paths.save):
+        if not SAFE_PATH.fullmatch(str(path)):
+            raise ModelError(f"{path}: the launch script uses its paths unquoted (in MM_ARGS), so a space or shell "
+                             "character in one breaks the command", hint="keep the files under a plain path "
+                             "(letters, digits, / . _ - + @ : ,), e.g. with --out, --save or --persistent")
+    q = shlex.quote  # (the paths are plain: quoting is a no-op kept for safety)
     edits: list[tuple[str, re.Pattern, Callable[[re.Match], str], Any, str]] = [
         ("NPUS_PER_NODE", _assignment("NPUS_PER_NODE"), lambda m: f"NPUS_PER_NODE={devices}", devices, "the NPUs on this box"),
         ("MASTER_PORT", _assignment("MASTER_PORT"), lambda m: f"MASTER_PORT={master_port}", master_port, "a free port here"),
