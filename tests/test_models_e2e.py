@@ -17,6 +17,7 @@ import pytest
 
 from tests.test_cli import REPO
 from tests.world.ca import make_ca
+from tests.world.cann import make_cann
 from tests.world.fixtures import clean_env
 from tests.world.hub import HubServer
 from tests.world.tiny_internvl import make_tiny_internvl
@@ -265,9 +266,13 @@ def test_convert_checks_ram_then_converts_once_into_place_with_provenance(ca, hu
     assert not (tmp_path / "models_ms" / NAME).exists()
 
     plenty = meminfo(tmp_path, 64 * 1024 * 1024)
-    proc = task(ca, hub, tmp_path, "models.convert", NAME, "--root", str(root), "--json", NPUENV_MEMINFO=plenty)
+    cann = make_cann(tmp_path / "cann")  # sourced where present: the stand-in converter prints what it saw
+    proc = task(ca, hub, tmp_path, "models.convert", NAME, "--root", str(root), "--json", NPUENV_MEMINFO=plenty,
+                **cann.set_env_variable())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
+    log = tmp_path / "models" / ".npuenv" / "logs" / f"convert-{NAME}.log"
+    assert f"ASCEND_TOOLKIT_HOME={cann.toolkit}/latest\n" in log.read_text()
     out = tmp_path / "models_ms" / NAME
     assert (result["model_size"], result["script_commit"], result["converted"]) == ("2B", pin, True)
     assert (out / "latest_checkpointed_iteration.txt").read_text() == "release"
@@ -293,6 +298,7 @@ def test_convert_checks_ram_then_converts_once_into_place_with_provenance(ca, hu
     assert stale["fix"] == f"invoke models.convert {NAME}"
     redo = task(ca, hub, tmp_path, "models.convert", NAME, "--root", str(root), NPUENV_MEMINFO=plenty)
     assert redo.returncode == 0 and "its source changed" in redo.stdout
+    assert "ASCEND_TOOLKIT_HOME=(not set)\n" in log.read_text()  # no CANN here: run as it is
     assert doctor(ca, hub, tmp_path, root)["models.converted"]["status"] == "ok"
     assert [p.name for p in (tmp_path / "models_ms").iterdir()] == [NAME]
 

@@ -10,7 +10,8 @@ the real one where npuenv's wrapper depends on it:
 - the model is read with remote code only when trust_remote_code is truthy (InternVL's config needs it);
 - the save folder is made with os.makedirs and the run dies with FileExistsError when it exists;
 - it writes latest_checkpointed_iteration.txt ("release") and release/mp_rank_00[_PPP]/model_optim_rng.pt.
-It does not: import torch or transformers, convert anything. The .pt files it writes are JSON (each
+It prints the ASCEND_TOOLKIT_HOME it saw (so tests see that CANN was sourced). It does not: import torch
+or transformers, convert anything. The .pt files it writes are JSON (each
 renamed tensor with its shape and the sha256 of its bytes), not torch pickles.
 """
 
@@ -92,6 +93,8 @@ if __name__ == "__main__":
     parser.add_argument("--save-dir", type=str, required=True)
     parser.add_argument("--trust-remote-code", type=str, required=True, default=False)
     args, unrecognized = parser.parse_known_args()
+    # the stand-in's own line (the real script prints the model here): which CANN its environment had
+    print("ASCEND_TOOLKIT_HOME=" + os.environ.get("ASCEND_TOOLKIT_HOME", "(not set)"))
     tensors, config = load_from_hf(args.load_dir, args.trust_remote_code)
     if args.model_size not in SIZES:
         raise KeyError(f" {args.model_size} not exist in model config dict.")
