@@ -418,3 +418,15 @@ def test_invoke_lock_records_the_spec_s_models(world, ca, hub, tmp_path):
     assert entry["hub"] == HUB_ID and entry["revision"] == hub.commit(HUB_ID, "main").sha
     assert entry["files"][SHARD1]["sha256"] == hashlib.sha256(FILES[SHARD1]).hexdigest()
     assert entry["files"]["config.json"]["sha256"] == hashlib.sha256(FILES["config.json"]).hexdigest()
+
+
+def test_a_second_fetch_of_the_same_model_is_refused_while_one_runs(ca, hub, tmp_path):
+    from npuenv.flock import workspace_lock
+
+    lock = tmp_path / "models" / ".npuenv" / "locks" / NAME
+    lock.parent.mkdir(parents=True)
+    with workspace_lock(lock):  # as a running models.fetch holds it
+        proc = fetch(ca, hub, tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"another models.fetch is downloading {NAME}" in proc.stderr and "--wait" not in proc.stderr
+    assert fetch(ca, hub, tmp_path).returncode == 0

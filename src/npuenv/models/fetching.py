@@ -4,9 +4,10 @@ file, every shard), with a marker that makes the next run a no-op that touches n
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from ..errors import ModelError
 from . import download
@@ -49,10 +50,7 @@ def fetch_model(session: Session, request: FetchRequest, say: Say) -> Fetched:
         if changed is None:
             return _fetched(model.name, folder, marker, downloaded=False)
         say(f"{changed}: checking the model against the hub")
-    from ..flock import workspace_lock
-
-    session.places.lock(model.name).parent.mkdir(parents=True, exist_ok=True)
-    with workspace_lock(session.places.lock(model.name)):
+    with _model_lock(session, model.name):
         bundle = session.ca_bundle(request.ca_bundle)
         endpoint = session.endpoint()
         say(f"asking {endpoint} for {model.hub}@{pin or model.ref}")
@@ -77,6 +75,22 @@ def _download_and_verify(session: Session, request: FetchRequest, repo: RepoFile
     if locked is not None:
         check_against_lock(folder, repo, locked, session.spec.file)
     return _fetched(request.name, folder, write_marker(folder, repo), downloaded=True)
+
+
+@contextmanager
+def _model_lock(session: Session, name: str) -> Iterator[None]:
+    """One download of a model at a time (two would write the same .incomplete files)."""
+    from ..errors import LockError
+    from ..flock import workspace_lock
+
+    path = session.places.lock(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with workspace_lock(path):
+            yield
+    except LockError:
+        raise ModelError(f"another models.fetch is downloading {name} ({path})",
+                         hint="wait for it to finish, then run this again: it will find the model complete") from None
 
 
 ATTEMPTS = 3  # the hub client does not retry a body cut short (IncompleteRead); a new attempt resumes it
