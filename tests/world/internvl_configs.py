@@ -1,4 +1,4 @@
-"""config.json and tokenizer_config.json shaped like the real InternVL2.5 sizes (facts: UPSTREAM.md), for
+"""config.json and tokenizer_config.json shaped like the real InternVL2.5 sizes (the real sizes' published facts), for
 models.config's tests: only the numbers and names differ between sizes, as on the hub."""
 
 from __future__ import annotations
