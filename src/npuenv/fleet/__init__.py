@@ -1,0 +1,1 @@
+"""Many nodes: the same tasks on N nodes, and what differs between them (issue: fleet)."""

@@ -1,0 +1,82 @@
+"""What differs between nodes' snapshots, or between them and a reference (the lock): only what differs,
+grouped by category, the majority value against the outliers, as msprechecker's compare does for one
+node's environment, over whatever a snapshot holds (commits, packages, CANN, NPUs, HCCL variables).
+
+A snapshot is nested JSON-like data: {category: {key: value or nested}}. Leaves are compared; a key one
+node lacks is the value MISSING for it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+MISSING = "(missing)"
+
+
+def flatten(snapshot: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists and scalars are leaves; an empty mapping is a leaf {}."""
+    if isinstance(snapshot, Mapping) and snapshot:
+        out: dict[str, Any] = {}
+        for key, value in snapshot.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: snapshot} if prefix else {}
+
+
+def _key(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Difference:
+    key: str  # "category.rest.of.path"
+    expected: Any  # the majority's (or the reference's) value; None with no majority
+    holders: tuple[str, ...]  # the nodes that have it
+    outliers: dict = field(default_factory=dict)  # node -> its value
+    reference: bool = False  # `expected` is the reference's, not a majority's
+
+    @property
+    def category(self) -> str:
+        return self.key.split(".", 1)[0]
+
+
+def differences(snapshots: Mapping[str, Any], reference: Optional[Any] = None) -> list[Difference]:
+    """Every leaf on which the nodes disagree (or, with `reference`, differ from it), sorted by key. Without a
+    reference the value most nodes hold is expected; a tie has no majority (expected None, all outliers)."""
+    flat = {node: flatten(data) for node, data in snapshots.items()}
+    ref = flatten(reference) if reference is not None else None
+    keys = sorted(set().union(*flat.values(), *([ref] if ref is not None else [])))
+    found = []
+    for key in keys:
+        values = {node: leaves.get(key, MISSING) for node, leaves in sorted(flat.items())}
+        if ref is not None:
+            expected, is_ref = ref.get(key, MISSING), True
+        else:
+            expected, is_ref = _majority(list(values.values())), False
+        if expected is None and not is_ref:
+            found.append(Difference(key, None, (), dict(values)))
+            continue
+        outliers = {n: v for n, v in values.items() if _key(v) != _key(expected)}
+        if outliers:
+            holders = tuple(n for n in values if n not in outliers)
+            found.append(Difference(key, expected, holders, outliers, is_ref))
+    return found
+
+
+def _majority(values: list[Any]) -> Any:
+    """The value more nodes hold than any other; None on a tie (MISSING counts as a value)."""
+    counts = Counter(_key(v) for v in values)
+    (top, first), *rest = counts.most_common()
+    if rest and rest[0][1] == first:
+        return None
+    return next(v for v in values if _key(v) == top)
+
+
+def grouped(found: list[Difference]) -> dict[str, list[Difference]]:
+    out: dict[str, list[Difference]] = {}
+    for item in found:
+        out.setdefault(item.category, []).append(item)
+    return out
