@@ -125,6 +125,29 @@ def wait_for_bytes(folder: Path, proc: subprocess.Popen, data: bytes) -> Path:
     raise AssertionError("no partial download appeared")
 
 
+def downloaders(folder: Path) -> list:
+    """The pids of `npuenv.models.download` processes writing into `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"npuenv.models.download" in argv and str(folder).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_gone(folder: Path) -> None:
+    """Until no download into `folder` runs: the supervisor stops it once npuenv is gone."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while downloaders(folder):
+        assert time.monotonic() < deadline, f"a download outlived npuenv: {downloaders(folder)}"
+        time.sleep(0.05)
+
+
 def test_a_killed_download_resumes_where_it_stopped(ca, hub, tmp_path):
     hub.add(HUB_ID, BIG)
     hold = hub.hold_after(SHARD2, 15 * 1024 * 1024)
@@ -134,8 +157,9 @@ def test_a_killed_download_resumes_where_it_stopped(ca, hub, tmp_path):
     try:
         assert hold.reached.wait(120), "the download never reached the held shard"
         partial = wait_for_bytes(folder, proc, BIG[SHARD2])
-        os.killpg(proc.pid, signal.SIGKILL)  # the task and its downloading child
+        os.killpg(proc.pid, signal.SIGKILL)  # the task: its supervisor then stops the downloading child
         proc.wait(60)
+        wait_gone(folder)
     finally:
         hold.release()
     kept = partial.stat().st_size

@@ -114,7 +114,7 @@ def _without_checksum(data: dict) -> dict:
 
 def differences(old: dict, new: dict) -> list[str]:
     """`repos.mindspeed.commit: 3f09d67… -> 1a2b3c4…` for every leaf that differs."""
-    before, after = _flatten(old.get("spec", {})), _flatten(new.get("spec", {}))
+    before, after = flatten(old.get("spec", {})), flatten(new.get("spec", {}))
     lines = []
     for key in sorted(set(before) | set(after)):
         old_value, new_value = before.get(key, _ABSENT), after.get(key, _ABSENT)
@@ -137,13 +137,14 @@ def differences(old: dict, new: dict) -> list[str]:
 _ABSENT = object()
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: every leaf by its dotted path (lists, scalars and {} are leaves)."""
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
-    return {prefix: value}
+    return {prefix: value} if prefix else {}
 
 
 def _shown(value: Any) -> str:

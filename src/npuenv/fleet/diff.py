@@ -11,17 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from ..lockfile import flatten  # the lock's own key paths: a node is compared as a lock is
+
 MISSING = "(missing)"
-
-
-def flatten(snapshot: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists and scalars are leaves; an empty mapping is a leaf {}."""
-    if isinstance(snapshot, Mapping) and snapshot:
-        out: dict[str, Any] = {}
-        for key, value in snapshot.items():
-            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: snapshot} if prefix else {}
 
 
 def _key(value: Any) -> str:

@@ -33,11 +33,14 @@ def child_env(environ: Mapping[str, str], endpoint: str, hf_home: Path, ca_bundl
 def run(hub: str, revision: str, folder: Path, env: Mapping[str, str], error_file: Path) -> None:
     """Download `hub` at `revision` (a commit) into `folder`; its progress bars go to our stderr, its error
     (one line) to `error_file`, raised here as a ModelError."""
+    from ..commands import finish, spawn
+
     error_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "npuenv.models.download", hub, revision, str(folder), str(error_file)]
-    returncode = subprocess.run(argv, env=dict(env), stdout=subprocess.DEVNULL).returncode
-    if returncode == 130:
-        raise KeyboardInterrupt
+    # supervised: if npuenv dies or is interrupted, the download stops too instead of writing on alone
+    proc = spawn(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    finish(proc, lambda: None)
+    returncode = proc.returncode
     if returncode != 0:
         try:
             said = error_file.read_text(encoding="utf-8", errors="replace").strip()
