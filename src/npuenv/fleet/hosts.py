@@ -6,6 +6,8 @@ hosts.yaml:
       node1: {host: 192.168.0.1}                               # host: what ssh connects to (an alias too)
       node2: {host: 192.168.0.2, port: 2222, root: /home/ma-user/work/bob}
     # or nodes: [box1, box2]: SSH config aliases, everything else from ~/.ssh/config
+    # npuenv: the command that starts npuenv on the node, a list or a string (default `npuenv`, found on the
+    #         PATH init.sh gives: `uv tool install` puts it in ROOT/NAME/.local/bin)
 A plain file of aliases (`box1`, `box2`, comments with #) is the same as that list. What a node leaves
 unset comes from ssh_config (user, port, keys, ProxyJump) as Fabric reads it; `root` unset is the
 person's default workspace on that node (/home/ma-user/work/$NPUENV_USER).
@@ -31,6 +33,7 @@ class Node:
     user: Optional[str] = None
     port: Optional[int] = None
     root: Optional[str] = None
+    npuenv: tuple[str, ...] = ("npuenv",)
 
 
 def _port(ck: s.Checker, kp: Any, value: Any) -> Optional[int]:
@@ -56,7 +59,23 @@ def _host(ck: s.Checker, kp: Any, value: Any) -> Optional[str]:
     return text
 
 
-FIELDS: s.Schema = {"host": (_host, False), "user": (s.nonempty, False), "port": (_port, False), "root": (_absolute, False)}
+def _command(ck: s.Checker, kp: Any, value: Any) -> Optional[tuple[str, ...]]:
+    import shlex
+
+    try:
+        words = shlex.split(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        ck.add(kp, f"{value!r}: {exc}")
+        return None
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+        ck.add(kp, f"expected the command that starts npuenv on the node, e.g. npuenv or "
+                   f"[uv, run, --project, /home/ma-user/work/npuenv, npuenv], got {value!r}")
+        return None
+    return tuple(words)
+
+
+FIELDS: s.Schema = {"host": (_host, False), "user": (s.nonempty, False), "port": (_port, False),
+                    "root": (_absolute, False), "npuenv": (_command, False)}
 
 
 def read_hosts(path: Path) -> list[Node]:
