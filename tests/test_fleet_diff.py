@@ -53,4 +53,13 @@ def test_against_a_reference_every_node_that_differs_from_it_is_named():
     by_key = {d.key: d for d in found}
     assert by_key["packages.torch"].outliers == {"n2": "2.2.0"} and by_key["packages.torch"].reference
     assert by_key["packages.six"].outliers == {"n1": MISSING, "n2": MISSING}
-    assert by_key["repos.megatron"].expected == MISSING  # on the nodes, not in the reference
+    assert "repos.megatron" not in by_key  # not in the reference, and the nodes agree on it
+
+
+def test_what_a_reference_does_not_pin_is_compared_by_majority_and_node_facts_not_at_all():
+    lock = {"packages": {"torch": "2.1.0"}}
+    snaps = {n: {**node(), "node": {"hostname": n}} for n in ("n1", "n2", "n3")}
+    snaps["n3"] = {**node(cann__version="8.0.RC2"), "node": {"hostname": "n3"}}
+    found = differences(snaps, reference=lock)
+    assert [(d.key, d.expected, d.outliers, d.reference) for d in found] == [
+        ("cann.version", "8.0.RC3", {"n3": "8.0.RC2"}, False)]

@@ -35,20 +35,22 @@ class Difference:
         return self.key.split(".", 1)[0]
 
 
-def differences(snapshots: Mapping[str, Any], reference: Optional[Any] = None) -> list[Difference]:
-    """Every leaf on which the nodes disagree (or, with `reference`, differ from it), sorted by key. Without a
-    reference the value most nodes hold is expected; a tie has no majority (expected None, all outliers)."""
-    flat = {node: flatten(data) for node, data in snapshots.items()}
-    ref = flatten(reference) if reference is not None else None
-    keys = sorted(set().union(*flat.values(), *([ref] if ref is not None else [])))
+def differences(snapshots: Mapping[str, Any], reference: Optional[Any] = None,
+                ignore: tuple[str, ...] = ("node",)) -> list[Difference]:
+    """Every leaf on which the nodes disagree, sorted by key. A leaf the reference (a lock) names is expected
+    to hold the reference's value; any other is expected to hold the value most nodes have, and a tie has
+    no majority (expected None, all outliers). Categories in `ignore` (what is meant to differ per node)
+    are not compared."""
+    flat = {node: {k: v for k, v in flatten(data).items() if k.split(".", 1)[0] not in ignore}
+            for node, data in snapshots.items()}
+    ref = flatten(reference) if reference is not None else {}
+    keys = sorted(set().union(*flat.values(), ref))
     found = []
     for key in keys:
         values = {node: leaves.get(key, MISSING) for node, leaves in sorted(flat.items())}
-        if ref is not None:
-            expected, is_ref = ref.get(key, MISSING), True
-        else:
-            expected, is_ref = _majority(list(values.values())), False
-        if expected is None and not is_ref:
+        is_ref = key in ref
+        has_majority, expected = (True, ref[key]) if is_ref else _majority(list(values.values()))
+        if not has_majority:
             found.append(Difference(key, None, (), dict(values)))
             continue
         outliers = {n: v for n, v in values.items() if _key(v) != _key(expected)}
@@ -58,13 +60,14 @@ def differences(snapshots: Mapping[str, Any], reference: Optional[Any] = None) -
     return found
 
 
-def _majority(values: list[Any]) -> Any:
-    """The value more nodes hold than any other; None on a tie (MISSING counts as a value)."""
+def _majority(values: list[Any]) -> tuple[bool, Any]:
+    """(True, the value more nodes hold than any other), or (False, None) on a tie (MISSING and None count as
+    values)."""
     counts = Counter(_key(v) for v in values)
     (top, first), *rest = counts.most_common()
     if rest and rest[0][1] == first:
-        return None
-    return next(v for v in values if _key(v) == top)
+        return False, None
+    return True, next(v for v in values if _key(v) == top)
 
 
 def grouped(found: list[Difference]) -> dict[str, list[Difference]]:
