@@ -28,6 +28,7 @@ class Console:
         self._lock = threading.Lock()
         self._last_progress = 0.0
         self._live = False  # a status line is on screen, to be cleared by the next line
+        self._block = 0  # lines of the live block on screen (board), redrawn in place
 
     def line(self, text: str = "") -> None:
         with self._lock:
@@ -55,6 +56,26 @@ class Console:
             self.out.write("\r\033[K" + text[:110])
             self.out.flush()
             self._live = True
+
+    def block(self, texts: list[str], force: bool = False) -> None:
+        """Several live lines (one per node), redrawn in place at most ten times a second (`force`: now), on a
+        terminal only. The last drawing stays on screen above what follows."""
+        now = time.monotonic()
+        if not self.tty or (not force and now - self._last_progress < 0.1):
+            return
+        self._last_progress = now
+        with self._lock:
+            self._clear_live()
+            self.out.write((f"\033[{self._block}F" if self._block else "")
+                           + "".join("\033[K" + text[:110] + "\n" for text in texts))
+            self.out.flush()
+            self._block = len(texts)
+
+    def note(self, text: str) -> None:
+        """A line to stderr, as it is: what a program reading stdout must not get (stdout stays JSON)."""
+        with self._lock:
+            self.err.write(text + "\n")
+            self.err.flush()
 
     def warn(self, text: str) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from invoke import Collection
 
 from .provision import bootstrap, bundle, lock
 from .models import ns as models_ns
+from .fleet import ns as fleet_ns
 from .user import ns as user_ns
 from .wheels import wheels
 from .kill_npu import kill_npu
@@ -20,6 +21,7 @@ ns.add_task(lock)
 ns.add_task(bundle)
 ns.add_collection(models_ns)
 ns.add_collection(user_ns)
+ns.add_collection(fleet_ns)
 ns.add_task(wheels)
 ns.add_task(kill_npu)
 ns.add_task(doctor)
