@@ -103,6 +103,10 @@ def connection(node: Node, options: Options) -> Any:
     from fabric import Config, Connection
     from paramiko import RejectPolicy
 
+    import logging
+
+    # paramiko logs a failed connection's traceback from its own thread; the outcome already says what failed
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
     config = Config(runtime_ssh_path=options.ssh_config) if options.ssh_config else Config()
     timeout = max(1, int(options.timeout))
     conn = Connection(node.host, user=node.user, port=node.port, config=config, connect_timeout=timeout,
@@ -135,6 +139,9 @@ def run_on(node: Node, root: Optional[str], argv: Sequence[str], options: Option
             conn.open()
         except Exception as exc:  # noqa: BLE001 - classified below; anything else from paramiko is "ssh"
             reason, detail = classify(exc)
+            if reason == "ssh" and time.monotonic() - began >= options.timeout:
+                # the banner never came: paramiko's own thread says so, the caller may hear "No existing session"
+                reason = "timeout"
             return Outcome(node.name, node.host, "unreachable", time.monotonic() - began, reason=reason, detail=detail)
         address = conn.client.get_transport().getpeername()[0]
         result = conn.run(remote_line(root, argv), warn=True, hide=False, pty=False, in_stream=False,
