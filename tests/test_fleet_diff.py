@@ -3,6 +3,8 @@ reference (the lock). Pure: snapshots are data here; collecting them from nodes 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from npuenv.fleet.diff import MISSING, differences, flatten, grouped
 
 NODE = {"repos": {"mindspeed": "3f09d67", "megatron": "baf94af"}, "packages": {"torch": "2.1.0", "numpy": "1.26.4"},
@@ -63,3 +65,49 @@ def test_what_a_reference_does_not_pin_is_compared_by_majority_and_node_facts_no
     found = differences(snaps, reference=lock)
     assert [(d.key, d.expected, d.outliers, d.reference) for d in found] == [
         ("cann.version", "8.0.RC3", {"n3": "8.0.RC2"}, False)]
+
+
+def test_a_lock_is_compared_in_the_snapshots_shape_and_only_what_it_pins(tmp_path):
+    """fleet.diff --lock: the lock's repos, patches, wheels (for the nodes' arch) and packages against each
+    node; a package the lock does not name (a build) is left to the majority."""
+    from npuenv import lockfile
+    from npuenv.fleet.compare import compare
+    from npuenv.fleet.remote import Outcome
+
+    uv_text = ('version = 1\n\n[[package]]\nname = "torch"\nversion = "2.1.0"\n\n'
+               '[[package]]\nname = "generated"\nversion = "0"\nsource = { virtual = "." }\n')
+    data = {"spec": {"name": "s", "file": "s.yaml", "sha256": "a" * 64}, "uv": {"arches": ["aarch64"]},
+            "repos": {"mindspeed": {"commit": "3f09d67"}}, "patches": {"p": {"repo": "mindspeed", "sha256": "b" * 64}},
+            "wheels": {"torch_npu": {"aarch64": {"filename": "t.whl", "sha256": "c" * 64},
+                                     "x86_64": {"filename": "u.whl", "sha256": "d" * 64}}}}
+    lock = lockfile.write(tmp_path / "s.yaml", data, uv_text)
+
+    def snap(commit: str, wheel: str, torch: str) -> dict:
+        return {"workspace": {"spec": {"name": "s", "sha256": "a" * 64}, "repos": {"mindspeed": commit},
+                              "patches": {"p": {"sha256": "b" * 64, "applied": True}}, "wheels": {"torch_npu": wheel}},
+                "target": {"packages": {"torch": torch, "apex": "0.1"}}, "system": {"arch": "aarch64"}}
+
+    outcomes = [Outcome("n1", "n1", "ok", 0.1, 0, data=snap("3f09d67", "c" * 64, "2.1.0")),
+                Outcome("n2", "n2", "ok", 0.1, 0, data=snap("1111111", "c" * 64, "2.1.0")),
+                Outcome("n3", "n3", "ok", 0.1, 0, data=snap("1111111", "d" * 64, "2.2.0"))]
+    report = compare(outcomes, lockfile.read(tmp_path / "s.yaml"), against=str(lock.path))
+    assert [(d.key, d.expected, d.outliers, d.reference) for d in report.found] == [
+        ("target.packages.torch", "2.1.0", {"n3": "2.2.0"}, True),
+        ("workspace.repos.mindspeed", "3f09d67", {"n2": "1111111", "n3": "1111111"}, True),  # the lock, not the majority
+        ("workspace.wheels.torch_npu", "c" * 64, {"n3": "d" * 64}, True)]
+
+
+def test_a_builds_record_digest_ignores_where_the_venv_is_but_not_what_was_built(tmp_path):
+    from npuenv.steps.env import build_records
+
+    def venv(name: str, root: str, so_hash: str) -> Path:
+        info = tmp_path / name / "lib" / "python3.10" / "site-packages" / "apex-0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "RECORD").write_text(
+            f"apex/_C.so,sha256={so_hash},10\napex-0.1.dist-info/direct_url.json,sha256={root},99\n"
+            f"../../../bin/apex-tool,sha256={root},50\n__editable__.apex.pth,sha256={root},9\n"
+            "apex-0.1.dist-info/RECORD,,\n")
+        return tmp_path / name
+
+    one, two, other = venv("a", "AAA", "X"), venv("b", "BBB", "X"), venv("c", "AAA", "Y")
+    assert build_records(one) == build_records(two) != build_records(other)

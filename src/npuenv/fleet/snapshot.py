@@ -3,7 +3,8 @@ pinned stack): taken on the node by `invoke fleet.snapshot`, in one run, without
 
     workspace  the spec and its sha256, each repo's checked-out commit, each patch's sha256 and whether it
                is applied, each wheel's verified sha256, the built-wheel cache keys
-    target     the target env's packages (name -> version) and each one's RECORD sha256 (another build)
+    target     the target env's packages (name -> version) and each one's build (its RECORD's sha256, less
+               what depends on the workspace's place)
     system     Python, CANN, driver, firmware, OS, glibc, arch, npuenv
     npu        how many NPUs npu-smi lists, and each one's health
     hccl       the variables HCCL reads (HCCL_*, RANK_TABLE_FILE, ASCEND_RT_VISIBLE_DEVICES, ...)
@@ -80,12 +81,12 @@ def _venv(ctx: Any) -> Optional[Path]:
 
 
 def target(ctx: Any) -> dict[str, Any]:
-    from ..steps.env import installed_records, installed_versions
+    from ..steps.env import build_records, installed_versions
 
     venv = _venv(ctx)
     if venv is None or not (venv / "bin" / "python").exists():
         return {"venv": None}
-    return {"packages": installed_versions(venv), "records": installed_records(venv)}
+    return {"packages": installed_versions(venv), "records": build_records(venv)}
 
 
 def _pyvenv_version(venv: Optional[Path]) -> Optional[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import json
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -143,6 +144,27 @@ def installed_records(venv: Path) -> dict[str, str]:
             record = Path(entry.path) / "RECORD"
             if entry.name.endswith(".dist-info") and "-" in entry.name and record.is_file():
                 found[normalize(entry.name[: -len(".dist-info")].rsplit("-", 1)[0])] = sha256_file(record)
+    return found
+
+
+# RECORD lines that depend on where the venv is rather than on what was installed: scripts outside
+# site-packages (their shebang names the venv), the installer's own files (uv_cache.json: uv's timestamps of
+# an editable source), editable installs' hooks
+_PLACE_BOUND = re.compile(r"^(\.\./|[^/,]*\.dist-info/(direct_url\.json|uv_cache\.json|INSTALLER|REQUESTED|RECORD),|[^/,]*\.pth,|__editable__)")
+
+
+def build_records(venv: Path) -> dict[str, str]:
+    """name -> sha256 of its RECORD without the lines that depend on the venv's location: the same wheel
+    installed into two workspaces (two nodes) gives the same digest; another build does not."""
+    found = {}
+    for site in venv.glob("lib/python3*/site-packages"):
+        for entry in os.scandir(site):
+            record = Path(entry.path) / "RECORD"
+            if entry.name.endswith(".dist-info") and "-" in entry.name and record.is_file():
+                lines = [line for line in record.read_text(errors="replace").splitlines()
+                         if line and not _PLACE_BOUND.match(line)]
+                digest = hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+                found[normalize(entry.name[: -len(".dist-info")].rsplit("-", 1)[0])] = digest
     return found
 
 
