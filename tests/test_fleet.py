@@ -231,3 +231,33 @@ def test_the_node_side_tasks_answer_alone(tmp_path):
     assert json.loads(reached.stdout) == {"address": "127.0.0.1", "port": int(port), "ok": True, "error": ""}
     out, _ = listener.communicate(timeout=60)
     assert json.loads(out) == {"listening": True, "port": int(port), "peers": ["127.0.0.1"]}
+
+
+def test_a_node_with_a_persons_init_sh_runs_the_task_through_it_and_its_json_arrives_clean(nodes, tmp_path):
+    fleet = nodes(2)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**clean_env(), **fleet.hw[0].env(fleet.network, PATH)}
+    subprocess.run([NPUENV, "user.add", "alice", "--root", str(work), "--shell", "bash"], env=env, check=True,
+                   capture_output=True, stdin=subprocess.DEVNULL)
+    hosts = fleet.ssh.hosts_file(tmp_path / "alice.yaml", {"n1": {"root": str(work / "alice")}, "n2": {}})
+    code, report = fleet.json("fleet.run", "doctor", "-H", str(hosts), "--args", "--check isolation.tag")
+    by_node = {n["node"]: n for n in report["nodes"]}
+    assert by_node["n1"]["status"] == "ok" and "NPUENV_USER=alice" in by_node["n1"]["stdout"]
+    assert "NPUENV_USER is not set" in by_node["n2"]["stdout"]  # no init.sh there: a warning, not a failure
+    code, report = fleet.json("fleet.diff", "-H", str(hosts))
+    assert report["nodes"]["n1"]["status"] == "ok"  # through init.sh: stdout held the JSON alone
+    assert set(report["nodes"]["n1"]["snapshot"]["workspace"]["repos"].values()) == {None}  # not bootstrapped
+
+
+def test_a_node_without_a_root_takes_the_persons_default_workspace():
+    from npuenv.fleet.hosts import Node
+    from npuenv.fleet.remote import Options
+    from npuenv.fleet.runs import Fleet, task_argv
+
+    fleet = Fleet((Node("a", "a", root="/data/ws"), Node("b", "b")), Options(), user="alice")
+    assert [fleet.root_of(n) for n in fleet.nodes] == ["/data/ws", "/home/ma-user/work/alice"]
+    assert Fleet(fleet.nodes, Options()).root_of(fleet.nodes[1]) is None
+    assert task_argv("bootstrap", ["--spec", "x"], "/r") == ["bootstrap", "--root", "/r", "--spec", "x"]
+    assert task_argv("doctor", ["--root=/mine"], "/r") == ["doctor", "--root=/mine"]
+    assert task_argv("kill-npu", [], "/r") == ["kill-npu"]
