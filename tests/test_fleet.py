@@ -6,6 +6,7 @@ so that nodes can be made to differ; everything between the nodes is real."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -261,3 +262,42 @@ def test_a_node_without_a_root_takes_the_persons_default_workspace():
     assert task_argv("bootstrap", ["--spec", "x"], "/r") == ["bootstrap", "--root", "/r", "--spec", "x"]
     assert task_argv("doctor", ["--root=/mine"], "/r") == ["doctor", "--root=/mine"]
     assert task_argv("kill-npu", [], "/r") == ["kill-npu"]
+
+
+def test_ctrl_c_closes_every_connection_at_once_and_exits_130(nodes, tmp_path):
+    fleet = nodes(2)
+    token = f"npuenv-fleet-test-{tmp_path.name}"
+    # the node's "npuenv" holds the task for a long time: only Ctrl-C ends fleet.run early
+    hosts = fleet.ssh.hosts_file(tmp_path / "slow.yaml", {n: {} for n in ("n1", "n2")},
+                                 defaults={"npuenv": [sys.executable, "-c", "import time; time.sleep(3600)", token]})
+    env = fleet.ssh.client_env(clean_env())
+    proc = subprocess.Popen([NPUENV, "fleet.run", "doctor", "-H", str(hosts)], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(processes_with(token)) == 2)  # both nodes are running it: the event itself
+        proc.send_signal(2)  # SIGINT, as Ctrl-C sends it
+        out, err = proc.communicate(timeout=60)  # a guard against a hang, not a measure of speed
+    finally:
+        for pid in processes_with(token):
+            os.kill(pid, 9)
+    assert proc.returncode == 130 and "interrupted" in err
+
+
+def processes_with(token: str) -> list:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and token.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for(event, limit: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + limit
+    while not event():
+        assert time.monotonic() < deadline, "the event never happened"
+        time.sleep(0.02)

@@ -127,13 +127,16 @@ def _split(value: Any) -> list[str]:
 
 
 def run_on(node: Node, root: Optional[str], argv: Sequence[str], options: Options,
-           on_line: Callable[[str], None] = lambda line: None) -> Outcome:
-    """Run `argv` on the node (through ROOT/init.sh when there is one); never raises for the node's sake."""
+           on_line: Callable[[str], None] = lambda line: None,
+           opened: Callable[[Any], None] = lambda conn: None) -> Outcome:
+    """Run `argv` on the node (through ROOT/init.sh when there is one); never raises for the node's sake.
+    `opened` gets the connection first, so that the caller can close it from another thread (Ctrl-C)."""
     began = time.monotonic()
     try:
         conn = connection(node, options)
     except Exception as exc:  # noqa: BLE001 - a bad ssh_config entry for this node (ProxyJump, Port)
         return Outcome(node.name, node.host, "unreachable", time.monotonic() - began, reason="ssh", detail=str(exc))
+    opened(conn)
     try:
         try:
             conn.open()

@@ -37,17 +37,27 @@ class Fleet:
 
 def each_node(fleet: Fleet, argv_of: Callable[[Node, Optional[str]], Sequence[str]],
               on_line: OnLine = lambda node, line: None, on_done: OnDone = lambda outcome: None) -> list[Outcome]:
-    """`argv_of(node, root)` on every node, at most `fleet.jobs` at once; outcomes in the hosts file's order."""
+    """`argv_of(node, root)` on every node, at most `fleet.jobs` at once; outcomes in the hosts file's order.
+    Interrupted (Ctrl-C), every connection is closed at once and nothing more is started."""
+    connections: list[Any] = []
 
     def one(node: Node) -> Outcome:
         root = fleet.root_of(node)
         outcome = run_on(node, root, [*node.npuenv, *argv_of(node, root)], fleet.options,
-                         lambda line: on_line(node.name, line))
+                         lambda line: on_line(node.name, line), connections.append)
         on_done(outcome)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, min(fleet.jobs, len(fleet.nodes)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(fleet.jobs, len(fleet.nodes))))
+    try:
         return list(pool.map(one, fleet.nodes))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for conn in list(connections):
+            conn.close()
+        raise
+    finally:
+        pool.shutdown(wait=False)
 
 
 def task_argv(task: str, args: Sequence[str], root: Optional[str]) -> list[str]:
