@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from importlib import import_module
+from typing import Any
+
 from ..errors import UsageError
-from . import cann, isolation, models, npu, sources, storage, system, target, toolchain, trust
 from .base import Check, CheckResult, Outcome, Status, count, run_checks
 from .context import DoctorContext, build_context
 
@@ -23,13 +25,23 @@ GROUPS = {
     "isolation": "isolation",
     "models": "models",
 }
-_MODULES = {"system": system, "storage": storage, "cann": cann, "npu": npu, "trust": trust,
-            "toolchain": toolchain, "target": target, "sources": sources, "isolation": isolation,
-            "models": models}
 
-REGISTRY: dict[str, Check] = {c.name: c for group in GROUPS for c in _MODULES[group].CHECKS}
 
-__all__ = ["GROUPS", "REGISTRY", "Check", "CheckResult", "DoctorContext", "Outcome", "Status", "build_context",
+def registry() -> dict[str, Check]:
+    """Every check by name, group by group in GROUPS' order: each group's module is imported here, not when
+    the package is (fleet.snapshot on every node needs the context, not the checks)."""
+    return {c.name: c for group in GROUPS for c in import_module(f".{group}", __name__).CHECKS}
+
+
+def __getattr__(name: str) -> Any:
+    """`doctor.REGISTRY` and `doctor.<group>` as attributes, imported on first use."""
+    if name == "REGISTRY":
+        return registry()
+    if name in GROUPS:
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = ["GROUPS", "REGISTRY", "registry", "Check", "CheckResult", "DoctorContext", "Outcome", "Status", "build_context",
            "count", "run_checks", "select"]
 
 
@@ -41,6 +53,7 @@ def select(names: Iterable[str] = (), online: bool = False) -> list[Check]:
     """The checks to run, in registry order. No names: every check (online ones only with `online`).
     A group name selects its checks (online ones only with `online`); a check named outright always runs."""
     wanted = _split(names)
+    REGISTRY = registry()  # noqa: N806 - the registry, as the module attribute names it
     unknown = [n for n in wanted if n not in REGISTRY and n not in GROUPS]
     if unknown:
         raise UsageError(f"unknown check{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",

@@ -118,9 +118,11 @@ def system(ctx: Any) -> dict[str, Any]:
 
 
 def npus(ctx: Any) -> dict[str, Any]:
+    """How many NPUs `npu-smi info` lists, and each one's health (one call: no process scan, no chip map)."""
     from ..doctor.npu import config
     from ..errors import NpuenvError
-    from ..npu import kill
+    from ..npu.kill import NPU_SMI_TIMEOUT
+    from ..npu.smi import parse_npu_smi_devices
 
     try:
         cfg = config(ctx)
@@ -128,10 +130,15 @@ def npus(ctx: Any) -> dict[str, Any]:
         return {"count": None, "note": exc.message}
     if cfg.npu_smi is None:
         return {"count": None, "note": "npu-smi not found"}
-    snap = kill.discover(cfg)
-    if snap.smi is None:
-        return {"count": None, "note": next((n for n in snap.notes if n.startswith("npu-smi")), "npu-smi failed")}
-    return {"count": len(snap.smi.devices), "health": {str(d.npu): d.health for d in snap.smi.devices}}
+    try:
+        proc = subprocess.run([cfg.npu_smi, "info"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              errors="replace", timeout=NPU_SMI_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"count": None, "note": f"npu-smi info: {exc}"}
+    if proc.returncode != 0:
+        return {"count": None, "note": f"npu-smi info failed (exit {proc.returncode})"}
+    devices = parse_npu_smi_devices(proc.stdout)
+    return {"count": len(devices), "health": {str(d.npu): d.health for d in devices}}
 
 
 def reference_from_lock(lock: Any, arch: str) -> dict[str, Any]:
