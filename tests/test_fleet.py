@@ -301,3 +301,25 @@ def wait_for(event, limit: float = 120.0) -> None:
     while not event():
         assert time.monotonic() < deadline, "the event never happened"
         time.sleep(0.02)
+
+
+def test_proxyjump_from_ssh_config_is_followed_and_the_jump_hosts_key_is_checked_too(nodes, tmp_path):
+    fleet = nodes(2)
+    config = fleet.ssh.ssh_dir / "config"
+    config.write_text(config.read_text().replace("Host n2\n", "Host n2\n  ProxyJump n1\n"))
+    code, report = fleet.json("fleet.run", "doctor", "-H", str(fleet.hosts), "--args", "--check npu.smi")
+    assert code == 0, report
+    # through n1: with n1 refusing to forward, n2 cannot be reached any more
+    n1 = fleet.ssh.nodes["n1"]
+    sshd_config = n1.folder / "sshd_config"
+    sshd_config.write_text(sshd_config.read_text() + "AllowTcpForwarding no\n")
+    fleet.ssh.reload(n1)
+    code, report = fleet.json("fleet.run", "doctor", "-H", str(fleet.hosts), "--args", "--check npu.smi")
+    assert [(n["node"], n["status"]) for n in report["nodes"]] == [("n1", "ok"), ("n2", "unreachable")]
+    # the jump host's key is checked like any node's: unknown, n2 is not reached through it
+    known = fleet.ssh.ssh_dir / "known_hosts"
+    known.write_text("".join(l for l in known.read_text().splitlines(True) if f":{n1.port} " not in l))
+    sshd_config.write_text(sshd_config.read_text().replace("AllowTcpForwarding no\n", ""))
+    fleet.ssh.reload(n1)
+    code, report = fleet.json("fleet.run", "doctor", "-H", str(fleet.hosts), "--args", "--check npu.smi")
+    assert [(n["node"], n["reason"]) for n in report["nodes"]] == [("n1", "hostkey"), ("n2", "hostkey")]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -58,6 +59,8 @@ class SshNode:
     env: Dict[str, str]
     process: Optional[subprocess.Popen] = None
     log: List[str] = field(default_factory=list)
+    listening: int = 0  # how many times it said "Server listening on" (once per start or reload)
+    changed: threading.Condition = field(default_factory=threading.Condition)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -98,6 +101,16 @@ class SshFleet:
         self._client_entry(node, host_public)
         return node
 
+    def reload(self, node: SshNode) -> None:
+        """Make the node's sshd read its sshd_config again (SIGHUP: sshd executes itself anew, on the same
+        port and pipe), and wait until it listens again."""
+        with node.changed:
+            before = node.listening
+            node.process.send_signal(signal.SIGHUP)
+            node.changed.wait_for(lambda: node.listening > before or node.process.poll() is not None)
+        if node.process.poll() is not None:
+            raise RuntimeError(f"sshd for {node.name} stopped on reload: {node.log[-3:]}")
+
     def _run(self, node: SshNode, host_key: Path) -> bool:
         config = node.folder / "sshd_config"
         lines = [f"ListenAddress {node.address}:{node.port}", f"HostKey {host_key}",
@@ -108,18 +121,22 @@ class SshFleet:
         config.write_text("\n".join(lines) + "\n")
         process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        ready = threading.Event()
+        node.log.clear()
+        node.listening = 0
 
         def drain() -> None:  # sshd logs to stderr all along: keep reading so it never blocks
             for line in process.stderr:
-                node.log.append(line.rstrip())
-                if "Server listening on" in line:
-                    ready.set()
-            ready.set()  # it exited
+                with node.changed:
+                    node.log.append(line.rstrip())
+                    node.listening += "Server listening on" in line
+                    node.changed.notify_all()
+            with node.changed:
+                node.changed.notify_all()  # it exited
 
         threading.Thread(target=drain, daemon=True).start()
-        ready.wait()
-        if process.poll() is not None or not any("Server listening on" in line for line in node.log):
+        with node.changed:
+            node.changed.wait_for(lambda: node.listening > 0 or process.poll() is not None)
+        if process.poll() is not None:
             process.wait()
             return False
         node.process = process

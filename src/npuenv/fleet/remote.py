@@ -99,11 +99,10 @@ class _Lines:
 
 
 def connection(node: Node, options: Options) -> Any:
-    """A Fabric Connection to the node that checks host keys (not opened yet)."""
-    from fabric import Config, Connection
-    from paramiko import RejectPolicy
-
+    """A Fabric Connection to the node that checks host keys, its ProxyJump hops' too (not opened yet)."""
     import logging
+
+    from fabric import Config, Connection
 
     # paramiko logs a failed connection's traceback from its own thread; the outcome already says what failed
     logging.getLogger("paramiko").addHandler(logging.NullHandler())
@@ -111,13 +110,21 @@ def connection(node: Node, options: Options) -> Any:
     timeout = max(1, int(options.timeout))
     conn = Connection(node.host, user=node.user, port=node.port, config=config, connect_timeout=timeout,
                       connect_kwargs={"banner_timeout": options.timeout, "auth_timeout": options.timeout})
-    files = [*KNOWN_HOSTS, *_split(conn.ssh_config.get("userknownhostsfile"))]
-    for name in files:
+    hop = conn
+    while isinstance(hop, Connection):  # Fabric makes each ProxyJump hop a Connection that accepts any key
+        _check_host_keys(hop)
+        hop = hop.gateway
+    return conn
+
+
+def _check_host_keys(conn: Any) -> None:
+    from paramiko import RejectPolicy
+
+    for name in [*KNOWN_HOSTS, *_split(conn.ssh_config.get("userknownhostsfile"))]:
         path = Path(name).expanduser()
         if path.is_file():
             conn.client.load_system_host_keys(str(path))
     conn.client.set_missing_host_key_policy(RejectPolicy())
-    return conn
 
 
 def _split(value: Any) -> list[str]:
