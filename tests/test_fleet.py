@@ -323,3 +323,50 @@ def test_proxyjump_from_ssh_config_is_followed_and_the_jump_hosts_key_is_checked
     fleet.ssh.reload(n1)
     code, report = fleet.json("fleet.run", "doctor", "-H", str(fleet.hosts), "--args", "--check npu.smi")
     assert [(n["node"], n["reason"]) for n in report["nodes"]] == [("n1", "hostkey"), ("n2", "hostkey")]
+
+
+def test_fleet_diff_against_a_lock_names_what_it_pins_and_the_nodes_lack(nodes, tmp_path):
+    from npuenv import lockfile
+
+    fleet = nodes(2)
+    data = {"spec": {"name": "s", "file": "s.yaml", "sha256": "a" * 64}, "uv": {"arches": ["x86_64", "aarch64"]},
+            "repos": {"mindspeed": {"commit": "3f09d67" + "0" * 33}}}
+    lock = lockfile.write(tmp_path / "s.yaml", data, 'version = 1\n\n[[package]]\nname = "torch"\nversion = "2.1.0"\n')
+    code, report = fleet.json("fleet.diff", "-H", str(fleet.hosts), "--lock", str(lock.path))
+    by_key = {d["key"]: d for d in report["differences"]}
+    assert code == 1 and report["against"] == str(lock.path)
+    assert by_key["workspace.repos.mindspeed"]["expected"] == "3f09d67" + "0" * 33
+    assert by_key["workspace.repos.mindspeed"]["outliers"] == {"n1": "(missing)", "n2": "(missing)"}
+    assert by_key["target.packages.torch"]["reference"] is True
+    (tmp_path / "s.uv.lock").write_text("changed by hand\n")
+    proc = fleet.npuenv("fleet.diff", "-H", str(fleet.hosts), "--lock", str(lock.path))
+    assert proc.returncode != 0 and "changed by hand" in proc.stderr and "Traceback" not in proc.stderr
+    proc = fleet.npuenv("fleet.diff", "-H", str(fleet.hosts), "--lock", str(tmp_path / "none.lock"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_on_a_terminal_each_node_has_a_live_line_redrawn_in_place(nodes):
+    import pty
+
+    fleet = nodes(2)
+    leader, follower = pty.openpty()
+    env = fleet.ssh.client_env(clean_env())
+    proc = subprocess.Popen([NPUENV, "fleet.run", "doctor", "-H", str(fleet.hosts), "--args", "--check npu.smi"],
+                            env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the program ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait()
+    os.close(leader)
+    screen = b"".join(chunks).decode()
+    assert proc.returncode == 0
+    assert "\x1b[2F" in screen  # back up over the two node lines to redraw them
+    assert "\x1b[Kn1  ✓ ok in" in screen and "\x1b[Kn2  ✓ ok in" in screen
+    assert "doctor succeeded on all 2 node(s)" in screen
