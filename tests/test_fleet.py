@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from npuenv.fleet.remote import remote_line
+from tests.test_reaper import holders, wait_for
 from tests.world.fixtures import clean_env
 from tests.world.fleet import device_ip, make_node, write_network
 from tests.world.sshd import SshFleet, free_port, keygen
@@ -274,55 +275,13 @@ def test_ctrl_c_closes_every_connection_at_once_and_exits_130(nodes, tmp_path):
     proc = subprocess.Popen([NPUENV, "fleet.run", "doctor", "-H", str(hosts)], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: len(processes_with(token)) == 2)  # both nodes are running it: the event itself
+        wait_for(lambda: len(holders(token)) == 2)  # both nodes are running it: the event itself
         proc.send_signal(2)  # SIGINT, as Ctrl-C sends it
         out, err = proc.communicate(timeout=60)  # a guard against a hang, not a measure of speed
     finally:
-        for pid in processes_with(token):
+        for pid in holders(token):
             os.kill(pid, 9)
     assert proc.returncode == 130 and "interrupted" in err
-
-
-def processes_with(token: str) -> list:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and token.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def wait_for(event, limit: float = 120.0) -> None:
-    import time
-
-    deadline = time.monotonic() + limit
-    while not event():
-        assert time.monotonic() < deadline, "the event never happened"
-        time.sleep(0.02)
-
-
-def test_proxyjump_from_ssh_config_is_followed_and_the_jump_hosts_key_is_checked_too(nodes, tmp_path):
-    fleet = nodes(2)
-    config = fleet.ssh.ssh_dir / "config"
-    config.write_text(config.read_text().replace("Host n2\n", "Host n2\n  ProxyJump n1\n"))
-    code, report = fleet.json("fleet.run", "doctor", "-H", str(fleet.hosts), "--args", "--check npu.smi")
-    assert code == 0, report
-    # through n1: with n1 refusing to forward, n2 cannot be reached any more
-    n1 = fleet.ssh.nodes["n1"]
-    sshd_config = n1.folder / "sshd_config"
-    sshd_config.write_text(sshd_config.read_text() + "AllowTcpForwarding no\n")
-    fleet.ssh.reload(n1)
-    code, report = fleet.json("fleet.run", "doctor", "-H", str(fleet.hosts), "--args", "--check npu.smi")
-    assert [(n["node"], n["status"]) for n in report["nodes"]] == [("n1", "ok"), ("n2", "unreachable")]
-    # the jump host's key is checked like any node's: unknown, n2 is not reached through it
-    known = fleet.ssh.ssh_dir / "known_hosts"
-    known.write_text("".join(l for l in known.read_text().splitlines(True) if f":{n1.port} " not in l))
-    sshd_config.write_text(sshd_config.read_text().replace("AllowTcpForwarding no\n", ""))
-    fleet.ssh.reload(n1)
-    code, report = fleet.json("fleet.run", "doctor", "-H", str(fleet.hosts), "--args", "--check npu.smi")
-    assert [(n["node"], n["reason"]) for n in report["nodes"]] == [("n1", "hostkey"), ("n2", "hostkey")]
 
 
 def test_fleet_diff_against_a_lock_names_what_it_pins_and_the_nodes_lack(nodes, tmp_path):

@@ -92,17 +92,19 @@ def run(c, task, hosts=None, args="", jobs="16", timeout="10", ssh_config=None, 
 def diff(c, hosts=None, lock=None, save=None, against=None, spec=None, jobs="16", timeout="10", ssh_config=None,
          json_=False):
     """Print only what differs between the nodes' environments: grouped, the majority against the outliers."""
+    from ..errors import UsageError
     from ..fleet import compare
+    from ..fleet.runs import snapshots
     from ..render import fleet as render
     from ..render.console import Console
 
+    if lock and against:
+        raise UsageError("--lock and --against: compare with one of them", hint="run fleet.diff once for each")
     fleet = _fleet(c, hosts, jobs, timeout, ssh_config)
     reference = compare.lock_reference(lock) if lock else None
     saved = compare.read_saved(against) if against else None
     console = Console()
     board = render.Board(console, [n.name for n in fleet.nodes], quiet=json_)
-    from ..fleet.runs import snapshots
-
     outcomes = snapshots(fleet, spec, board.done)
     board.close()
     report = compare.compare(outcomes, reference, saved, lock or against)
