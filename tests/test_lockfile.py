@@ -138,3 +138,11 @@ def test_a_bundle_takes_the_wheels_this_platform_and_python_install():
     assert [u.rsplit("/", 1)[-1] for u, _ in compatible_wheels(pure, "aarch64", "3.10.13")] == [files[-1]]
     torch = {"wheels": [("https://download.pytorch.org/whl/cpu/torch-2.1.0%2Bcpu-cp310-cp310-linux_x86_64.whl", "0" * 64)]}
     assert len(compatible_wheels(torch, "x86_64", "3.10.1")) == 1  # an escaped + in the URL
+    # abi3 from several CPythons (bcrypt 5: cp38-abi3 and cp39-abi3): only the newest at or below 3.10,
+    # which is the one an installer takes
+    abi3 = ["bcrypt-5.0.0-cp38-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+            "bcrypt-5.0.0-cp39-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+            "bcrypt-5.0.0-cp39-abi3-manylinux_2_34_x86_64.whl",
+            "bcrypt-5.0.0-cp311-abi3-manylinux_2_34_x86_64.whl"]
+    bcrypt = {"wheels": [(base + f, "0" * 64) for f in abi3]}
+    assert [u.rsplit("/", 1)[-1] for u, _ in compatible_wheels(bcrypt, "x86_64", "3.10.13")] == abi3[1:3]

@@ -353,7 +353,7 @@ def compatible_wheels(package: dict[str, Any], arch: str, python: str) -> list[t
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
     minor = int(python.split(".")[1])
-    ranked: dict[int, list[tuple[str, str]]] = {}
+    ranked: dict[tuple[int, int], list[tuple[str, str]]] = {}
     for url, sha in package["wheels"]:
         try:
             _name, _version, _build, tags = parse_wheel_filename(file_name(url))
@@ -361,10 +361,18 @@ def compatible_wheels(package: dict[str, Any], arch: str, python: str) -> list[t
             continue
         fits = [tag for tag in tags if _tag_fits(tag, arch, minor)]
         if fits:
-            rank = max(2 if tag.interpreter == f"cp3{minor}" and tag.abi != "abi3" else 1 if tag.abi == "abi3" else 0
-                       for tag in fits)
-            ranked.setdefault(rank, []).append((url, sha))
+            ranked.setdefault(max(_rank(tag, minor) for tag in fits), []).append((url, sha))
     return ranked[max(ranked)] if ranked else []
+
+
+def _rank(tag: Any, minor: int) -> tuple[int, int]:
+    """An installer's preference: built for this Python, then abi3 from the newest CPython at or below it
+    (cp39-abi3 before cp38-abi3 on 3.10), then pure Python."""
+    if tag.interpreter == f"cp3{minor}" and tag.abi != "abi3":
+        return (2, 0)
+    if tag.abi == "abi3":
+        return (1, int(tag.interpreter[3:]))
+    return (0, 0)
 
 
 def _tag_fits(tag: Any, arch: str, minor: int) -> bool:
