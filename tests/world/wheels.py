@@ -413,7 +413,54 @@ def fetch_world_wheels(cache_dir: Path, python: Optional[Path] = None) -> RealWh
     newer = fetch_real_wheels(cache_dir, [NEWER_SETUPTOOLS], python)
     tool = fetch_real_wheels(Path(cache_dir) / "tool", tool_requirements(), python)
     tool += other_arches(Path(cache_dir) / "tool", tool, python)
+    tool += locked_linux_wheels(Path(cache_dir) / "tool-locked", tool_requirements())
     return RealWheels(index=[*base, *numpy, decord2, *others, *tool], off_index=newer, decord2=decord2)
+
+
+def _installs_on_310_linux(filename: str) -> bool:
+    """A manylinux wheel for x86_64 or aarch64 that CPython 3.10 installs (cp310, abi3 from cp3X <= 3.10), or
+    a pure-Python one."""
+    _name, _version, _build, tags = parse_wheel_filename(filename)
+    for tag in tags:
+        python_ok = tag.interpreter in ("py3", "cp310") or (
+            tag.abi == "abi3" and tag.interpreter.startswith("cp3") and int(tag.interpreter[3:]) <= 10)
+        platform_ok = tag.platform == "any" or (tag.platform.startswith("manylinux")
+                                                and tag.platform.endswith(("_x86_64", "_aarch64")))
+        if python_ok and platform_ok and tag.abi in ("none", "abi3", "cp310"):
+            return True
+    return False
+
+
+def locked_linux_wheels(cache_dir: Path, pins: Sequence[str]) -> List[Path]:
+    """Every file of npuenv's own uv.lock for the `pins` (name==version) that CPython 3.10 installs on Linux
+    x86_64 or aarch64, each glibc level and abi3 tier, as PyPI serves them all: a bundle takes the ones an
+    installer picks, and the world must have whatever it asks for. Downloaded once by URL, sha256-checked."""
+    import urllib.request
+
+    from npuenv.bundle import file_name, lock_packages
+
+    repo = Path(__file__).resolve().parents[2]
+    packages = lock_packages((repo / "uv.lock").read_text())
+    wanted = {(canonicalize_name(p.split("==")[0]), p.split("==")[1]) for p in pins if "==" in p}
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    found = []
+    for (name, version), package in sorted(packages.items()):
+        if (name, version) not in wanted:
+            continue
+        for url, sha in package["wheels"]:
+            filename = file_name(url)
+            if not _installs_on_310_linux(filename):
+                continue
+            path = cache_dir / filename
+            if not path.exists() or sha256_bytes(path.read_bytes()) != sha:
+                with urllib.request.urlopen(url, timeout=120) as response:  # the machine's CA settings apply
+                    data = response.read()
+                if sha256_bytes(data) != sha:
+                    raise RuntimeError(f"{url}: sha256 {sha256_bytes(data)}, uv.lock says {sha}")
+                path.write_bytes(data)
+            found.append(path)
+    return found
 
 
 # what builds npuenv's own wheel (its build backend; tomli below Python 3.11)
