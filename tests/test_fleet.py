@@ -153,6 +153,9 @@ def test_fleet_diff_saves_snapshots_and_names_what_changed_since(nodes, tmp_path
     assert code == 1 and report["against"] == str(saved)
     assert [(d["key"], d["expected"], d["outliers"]) for d in report["differences"]] == [
         ("system.driver", "24.1.rc3", {"n2": "24.1.0"})]
+    proc = fleet.npuenv("fleet.diff", "-H", str(fleet.hosts), "--against", str(saved))
+    assert "system\n  driver: 24.1.rc3  (saved)\n    n2: 24.1.0\n" in proc.stdout
+    assert f"1 difference(s) against {saved} across 2 node(s)" in proc.stdout
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{}")
     proc = fleet.npuenv("fleet.diff", "-H", str(fleet.hosts), "--against", str(garbage))

@@ -23,6 +23,7 @@ class Report:
     outcomes: list[Outcome]
     against: Optional[str] = None  # the lock or saved file compared with; None: the nodes with each other
     notes: tuple[str, ...] = ()
+    reference_name: str = "the lock"  # what an expected value that is not a majority's comes from
 
     @property
     def same(self) -> bool:
@@ -94,4 +95,4 @@ def _against_saved(snaps: dict[str, Any], saved: dict[str, Any], outcomes: list[
             if json.dumps(was, sort_keys=True) != json.dumps(value, sort_keys=True):
                 item = found.setdefault((key, json.dumps(was, sort_keys=True)), Difference(key, was, (), {}, True))
                 item.outliers[node] = value
-    return Report(sorted(found.values(), key=lambda d: d.key), outcomes, against, tuple(notes))
+    return Report(sorted(found.values(), key=lambda d: d.key), outcomes, against, tuple(notes), "saved")

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
+from ..workspace import PERSISTENT
 from .hosts import Node
 from .remote import Options, Outcome, run_on
 
 # the tasks fleet.run carries to the nodes, and whether each takes --root
 TASKS = {"bootstrap": True, "doctor": True, "smoke": True, "kill-npu": False}
-PERSISTENT = "/home/ma-user/work"
 
 OnLine = Callable[[str, str], None]  # (node, a line of its output)
 OnDone = Callable[[Outcome], None]
@@ -32,7 +32,7 @@ class Fleet:
     def root_of(self, node: Node) -> Optional[str]:
         if node.root:
             return node.root
-        return f"{PERSISTENT}/{self.user}" if self.user else None
+        return f"{PERSISTENT}/{self.user}" if self.user else None  # the box's default, not this computer's
 
 
 def each_node(fleet: Fleet, argv_of: Callable[[Node, Optional[str]], Sequence[str]],
@@ -95,10 +95,3 @@ def snapshots(fleet: Fleet, spec: Optional[str] = None, on_done: OnDone = lambda
 
 def reached(outcomes: list[Outcome]) -> dict[str, Any]:
     return {o.node: o.data for o in outcomes if o.ok}
-
-
-def summary(outcomes: list[Outcome]) -> Mapping[str, int]:
-    counts = {"ok": 0, "failed": 0, "unreachable": 0}
-    for outcome in outcomes:
-        counts[outcome.status] += 1
-    return counts

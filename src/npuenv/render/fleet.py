@@ -8,9 +8,6 @@ from typing import Any, Sequence
 
 from . import symbol, to_json
 
-UNREACHABLE_NOTE = "unreachable"
-
-
 class Board:
     """A live line per node while a fleet command runs: on a terminal, redrawn in place; elsewhere (a log,
     a pipe) one line per node as it finishes. Called from the node threads."""
@@ -107,8 +104,7 @@ def diff_lines(report: Any) -> list[str]:
             if d.expected is None and not d.reference:
                 lines.append(f"  {key}: no majority")
             else:
-                who = ("the lock" if report.against and d.reference and not report.against.endswith(".json")
-                       else "saved" if d.reference else f"{len(d.holders)} node(s)")
+                who = report.reference_name if d.reference else f"{len(d.holders)} node(s)"
                 lines.append(f"  {key}: {_shown(d.expected)}  ({who})")
             for node, value in sorted(d.outliers.items()):
                 lines.append(f"    {node}: {_shown(value)}")
