@@ -200,9 +200,11 @@ def test_find_in_index_returns_the_absolute_url(world, bundle):
 
 def test_find_in_index_lists_what_is_there(world, bundle):
     project, wheel = a_wheel_on_the_index(world)
+    near_miss = wheel.name[: -len(".whl")] + "0.whl"  # a typo in a spec: the file it meant is named closest
+    files = len(world.server.wheels_by_project()[project])
     with pytest.raises(FetchError) as caught:
-        find_in_index(world.url + "/simple", project, "nothing-0.0-py3-none-any.whl", ca_bundle=bundle)
-    assert "nothing-0.0-py3-none-any.whl is not on" in str(caught.value)
+        find_in_index(world.url + "/simple", project, near_miss, ca_bundle=bundle)
+    assert f"{near_miss} is not on" in str(caught.value) and f"({files} files there; closest: " in str(caught.value)
     assert wheel.name in str(caught.value)
 
 
