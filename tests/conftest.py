@@ -5,6 +5,7 @@ Python and wheel the tests need, or fails naming it.
 """
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +20,14 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which proves nothing: {reason} (.ci/run must install what this test needs)"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_wheelhouse_untouched():
+    """npuenv run from a checkout keeps its wheels in the checkout's wheels/: a test's bootstrap that forgets
+    --wheels would fill it (and share wheels between tests). Nothing a test run adds may stay there."""
+    wheels = Path(__file__).resolve().parents[1] / "wheels"
+    before = set(os.listdir(wheels))
+    yield
+    added = sorted(set(os.listdir(wheels)) - before)
+    assert not added, f"tests wrote {added} into {wheels}: give every bootstrap --wheels in its tmp_path"
