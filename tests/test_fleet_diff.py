@@ -111,3 +111,33 @@ def test_a_builds_record_digest_ignores_where_the_venv_is_but_not_what_was_built
 
     one, two, other = venv("a", "AAA", "X"), venv("b", "BBB", "X"), venv("c", "AAA", "Y")
     assert build_records(one) == build_records(two) != build_records(other)
+
+
+def test_what_a_spec_build_installed_is_compared_by_its_key_while_it_is_still_installed(tmp_path):
+    """Compiled on each node, one build differs in its bytes (compilers write the source's path into the
+    library), so nodes compare the build's content key instead, as long as the package is the cached wheel
+    the build installed: the installer's direct_url.json names it (uv writes the '+' as is, pip as %2B)."""
+    import json
+    from types import SimpleNamespace
+
+    from npuenv.fleet.snapshot import built_here
+    from npuenv.state import State
+
+    info = tmp_path / "venv" / "lib" / "python3.10" / "site-packages" / "apex-0.1+ascend.dist-info"
+    info.mkdir(parents=True)
+    key = "a3a9f7f92e65cd35e3ae"
+    wheel = tmp_path / "wheels" / "built" / "apex" / key / "apex-0.1+ascend-cp310-cp310-linux_x86_64.whl"
+    state = State(tmp_path / "state.json")
+    state.save_step("build:apex", "f", {"dist": "Apex", "key": key, "dist_info": str(info), "wheel": str(wheel)}, 1.0)
+    state.save_step("build:decord", "f", {"dist": "decord", "key": "883d21a538961db96e06",
+                                          "dist_info": str(tmp_path / "gone.dist-info"), "wheel": str(wheel)}, 1.0)
+    ctx = SimpleNamespace(layout=SimpleNamespace(state=state.path),
+                          spec=SimpleNamespace(builds={"apex": None, "decord": None}))
+
+    for url in ("file://" + str(wheel), wheel.as_uri()):
+        (info / "direct_url.json").write_text(json.dumps({"url": url, "archive_info": {}}))
+        assert built_here(ctx) == {"apex": f"built {key}"}, url  # decord is no longer installed
+    (info / "direct_url.json").write_text(json.dumps({"url": "https://files.example/" + wheel.name}))
+    assert built_here(ctx) == {}  # replaced by another apex: its RECORD is compared again
+    (info / "direct_url.json").write_text("{not json")
+    assert built_here(ctx) == {}

@@ -1,12 +1,14 @@
 """The fleet end to end: `fleet.run bootstrap` brings three real sshd nodes up from the hermetic world at once
-(sharing one wheelhouse, as nodes on one shared disk do), while a fourth node's bootstrap fails and a fifth
-cannot be reached; then `fleet.diff` finds the three identical, and after one node moves MindSpeed to
-another commit and another loses a package, names exactly those differences and the node with another
-CANN. The NPU side of each node is a stand-in (tests/world/fleet.py); everything else is real."""
+(two share a wheelhouse, as nodes on one shared disk do; the third compiles apex and decord in its own), while
+a fourth node's bootstrap fails and a fifth cannot be reached; then `fleet.diff` finds the three identical,
+and after one node moves MindSpeed to another commit and another loses a package, names exactly those
+differences and the node with another CANN. The NPU side of each node is a stand-in (tests/world/fleet.py);
+everything else is real."""
 
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -37,16 +39,23 @@ def fleet(world, tmp_path_factory):
     roots = {f"n{i}": {"root": str(tmp / "nodes" / f"n{i}" / "ws")} for i in range(1, 6)}
     nodes.hosts = nodes.ssh.hosts_file(tmp / "hosts.yaml", roots)
     spec = world.write_spec(tmp / "world.yaml")
-    args = f"--spec {spec} --python {world.python310} --ca-bundle {world.ca_pem} --wheels {tmp / 'wheels'}"
-    nodes.bootstrapped = nodes.json("fleet.run", "bootstrap", "-H", str(nodes.hosts), "--args", args)
+    args = f"--spec {spec} --python {world.python310} --ca-bundle {world.ca_pem} --wheels"
+    # n3 compiles apex and decord in a wheelhouse of its own, at the same time: a node with its own disk
+    apart = nodes.ssh.hosts_file(tmp / "apart.yaml", {"n3": roots["n3"]})
+    shared = nodes.ssh.hosts_file(tmp / "shared.yaml", {n: r for n, r in roots.items() if n != "n3"})
+    with ThreadPoolExecutor(1) as pool:
+        alone = pool.submit(nodes.json, "fleet.run", "bootstrap", "-H", str(apart),
+                            "--args", f"{args} {tmp / 'n3-wheels'}")
+        together = nodes.json("fleet.run", "bootstrap", "-H", str(shared), "--args", f"{args} {tmp / 'wheels'}")
+        nodes.bootstrapped = [together, alone.result()]
     yield nodes
     nodes.stop()
 
 
 def test_bootstrap_runs_on_every_node_at_once_and_each_outcome_is_its_own(fleet):
-    code, report = fleet.bootstrapped
-    by_node = {n["node"]: n for n in report["nodes"]}
-    assert code == 1
+    (code, report), (alone_code, alone) = fleet.bootstrapped
+    by_node = {n["node"]: n for n in report["nodes"] + alone["nodes"]}
+    assert (code, alone_code) == (1, 0)
     for name in ("n1", "n2", "n3"):
         assert by_node[name]["status"] == "ok", by_node[name]["stdout"][-2000:] + by_node[name]["stderr"][-2000:]
         assert (Path(fleet.hosts.parent) / "nodes" / name / "ws" / "MindSpeed-MM" / ".venv" / "bin" / "python").exists()
@@ -64,6 +73,8 @@ def test_diff_finds_the_bootstrapped_nodes_identical_then_names_exactly_what_was
     snapshot = report["nodes"]["n2"]["snapshot"]
     assert snapshot["workspace"]["repos"]["mindspeed"] and snapshot["target"]["packages"]["torch"].startswith("2.1.0")
     assert snapshot["system"]["python"].startswith("3.10")
+    # compiled twice, in two places (n3 apart): the same build by its content key, not by its bytes
+    assert snapshot["target"]["records"]["apex"] == f"built {snapshot['workspace']['builds']['apex'][0]}"
 
     ws = Path(fleet.hosts.parent) / "nodes"
     mindspeed = ws / "n2" / "ws" / load_spec(DEFAULT_SPEC).repos["mindspeed"].path

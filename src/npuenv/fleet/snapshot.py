@@ -3,8 +3,8 @@ pinned stack): taken on the node by `invoke fleet.snapshot`, in one run, without
 
     workspace  the spec and its sha256, each repo's checked-out commit, each patch's sha256 and whether it
                is applied, each wheel's verified sha256, the built-wheel cache keys
-    target     the target env's packages (name -> version) and each one's build (its RECORD's sha256, less
-               what depends on the workspace's place)
+    target     the target env's packages (name -> version) and each one's build: its RECORD's sha256, less
+               what depends on the workspace's place, or for what a spec build installed, that build's key
     system     Python, CANN, driver, firmware, OS, glibc, arch, npuenv
     npu        how many NPUs npu-smi lists, and each one's health
     hccl       the variables HCCL reads (HCCL_*, RANK_TABLE_FILE, ASCEND_RT_VISIBLE_DEVICES, ...)
@@ -86,7 +86,40 @@ def target(ctx: Any) -> dict[str, Any]:
     venv = _venv(ctx)
     if venv is None or not (venv / "bin" / "python").exists():
         return {"venv": None}
-    return {"packages": installed_versions(venv), "records": build_records(venv)}
+    records = build_records(venv)
+    records.update(built_here(ctx))
+    return {"packages": installed_versions(venv), "records": records}
+
+
+def built_here(ctx: Any) -> dict[str, str]:
+    """name -> "built KEY" for each package a spec build installed that is still the one it installed. A
+    library compiled on each node differs in its bytes (compilers write the source's path into it), so nodes
+    that built the same inputs agree on the build's content key, not on their files."""
+    from ..pep503 import normalize
+    from ..state import State
+
+    state = State.load(ctx.layout.state)
+    found = {}
+    for name in sorted(ctx.spec.builds):
+        done = state.resolved(f"build:{name}")
+        if done.get("key") and done.get("dist") and _installed_from(done.get("dist_info"), done.get("wheel")):
+            found[normalize(done["dist"])] = f"built {done['key']}"
+    return found
+
+
+def _installed_from(dist_info: Optional[str], wheel: Optional[str]) -> bool:
+    """Whether the installer's direct_url.json in `dist_info` names `wheel`: a later install from any other
+    file (a rebuild elsewhere, the index) rewrites it."""
+    import json
+    from urllib.parse import unquote, urlsplit
+
+    if not dist_info or not wheel:
+        return False
+    try:
+        url = urlsplit(json.loads((Path(dist_info) / "direct_url.json").read_text(encoding="utf-8"))["url"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return url.scheme == "file" and Path(unquote(url.path)) == Path(wheel)
 
 
 def _pyvenv_version(venv: Optional[Path]) -> Optional[str]:
