@@ -182,6 +182,23 @@ def test_an_edited_overlay_is_restored_and_the_edit_kept_as_a_backup(tmp_path, l
     assert target.with_name("dpa.py.npuenv-backup").read_text() == "NEW = 1\nMY_TWEAK = 2\n"
 
 
+def test_an_overlay_a_checkout_put_back_is_copied_again_without_calling_it_an_edit(tmp_path, log):
+    """The repo step moves a drifted repo back to its pin with `checkout --force`, which restores the repo's own
+    file where the overlay was: that is nobody's edit, so nothing is kept as a backup."""
+    make_repo(tmp_path, "MM", {"examples/dpa.py": "NEW = 1\n"})
+    make_repo(tmp_path, "MS", {"mindspeed/dpa.py": "OLD = 1\n"})
+    step = OverlayStep(Overlay("dpa", "mm", "examples/dpa.py", "ms", "mindspeed/dpa.py"),
+                       FakeRepo("mm", "MM"), FakeRepo("ms", "MS"))
+    ctx = context(tmp_path)
+    ctx.state.save_step(step.id, "fp", step.apply(ctx, log), 0.1)
+    git(tmp_path / "MS", "checkout", "-q", "--force", "HEAD")
+    target = tmp_path / "MS" / "mindspeed" / "dpa.py"
+    assert target.read_text() == "OLD = 1\n" and step.check(ctx).reason.startswith("drifted")
+    facts = step.apply(ctx, log)
+    assert target.read_text() == "NEW = 1\n" and "note" not in facts
+    assert not target.with_name("dpa.py.npuenv-backup").exists()
+
+
 def test_an_edited_copy_is_replaced_and_the_edited_tree_kept_as_a_backup(tmp_path, log):
     from npuenv.steps.copy import Copy
     from npuenv.steps.copy import CopyStep

@@ -39,6 +39,16 @@ def has_commit(path: Path, commit: str, env: Mapping[str, str]) -> bool:
     return proc.returncode == 0
 
 
+def as_committed(path: Path, file: str, env: Mapping[str, str]) -> bool:
+    """Whether `file` (relative to the checkout at `path`) is byte for byte what HEAD holds: a checkout put it
+    there, nobody edited it. An untracked file is not."""
+    committed = git(["rev-parse", "-q", "--verify", f"HEAD:{file}"], cwd=path, env=env, check=False)
+    if committed.returncode != 0:
+        return False
+    here = git(["hash-object", "--", file], cwd=path, env=env, check=False)
+    return here.returncode == 0 and here.stdout.strip() == committed.stdout.strip()
+
+
 def parse_porcelain(text: str) -> list[str]:
     """Paths from `git status --porcelain=v1 -z` output (renames give the new path)."""
     paths: list[str] = []

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from .. import git
 from ..errors import NpuenvError
 from ..digest import sha256_file
 from .base import (OK, Checked, Context, Kind, Step, backup_path, drifted, fresh_tmp_sibling, missing, patches_of,
@@ -90,8 +91,9 @@ class OverlayStep(Step):
         target.parent.mkdir(parents=True, exist_ok=True)
         recorded = ctx.state.resolved(self.id).get("sha256")
         kept = None
-        if recorded and target.is_file() and sha256_file(target) != recorded:
-            # someone edited the file after npuenv put it there: keep their version
+        if recorded and target.is_file() and sha256_file(target) != recorded and not git.as_committed(
+                ctx.path(self.target_repo.path), self.overlay.to_path, ctx.env):
+            # someone edited the file after npuenv put it there (not a checkout putting the repo's own back)
             kept = backup_path(target)
             shutil.copy2(target, kept)
             log.write(f"{target} was edited: kept as {kept}\n")
