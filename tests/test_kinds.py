@@ -907,6 +907,9 @@ OVERLAY_BASE = {"repos": {"host": HOST, "lib": LIB},
                 "overlays": {"dpa": {"from": {"repo": "host", "path": "examples/dpa.py"},
                                      "to": {"repo": "lib", "path": "lib/dpa.py"}}}}
 
+# the target differs from what npuenv put there: is it the repo's own committed file (a checkout put it back)?
+AS_COMMITTED = ("git rev-parse -q --verify HEAD:lib/dpa.py", "git hash-object -- lib/dpa.py")
+
 OVERLAY = rows(
     Row("nothing there (both repos checked out)", "run: missing", world=(DEPS_DONE,),
         detail="host/examples/dpa.py -> lib/lib/dpa.py",
@@ -918,14 +921,17 @@ OVERLAY = rows(
     Row("done, then the target repo pinned at another commit", "run: after repo:lib", world=(DONE,),
         spec={"repos": {"lib": {"commit": "<lib.c2>"}}},
         others={"repo:lib": "run: spec changed"},  # the overlaid file is npuenv's: the repo moves anyway
-        files={"lib": Head("<lib.c2>"), "lib/lib/dpa.py": "NEW = 1\n"}),
+        # the checkout put lib's own dpa.py back: not an edit, so nothing is kept as a backup
+        commands=AS_COMMITTED,
+        files={"lib": Head("<lib.c2>"), "lib/lib/dpa.py": "NEW = 1\n", "lib/lib/dpa.py.npuenv-backup": ABSENT}),
     Row("done, then the overlaid file edited", "run: drifted: lib/dpa.py differs from examples/dpa.py",
-        world=(DONE, append("lib/lib/dpa.py", "MINE = 1\n")),
+        world=(DONE, append("lib/lib/dpa.py", "MINE = 1\n")), commands=AS_COMMITTED,
         files={"lib/lib/dpa.py": "NEW = 1\n", "lib/lib/dpa.py.npuenv-backup": "NEW = 1\nMINE = 1\n"},
         resolved={"note": "lib/dpa.py was edited: kept as lib/lib/dpa.py.npuenv-backup"}),
     Row("done, edited, re-overlaid, edited again: the first backup is not replaced by the second",
         "run: drifted: lib/dpa.py differs from examples/dpa.py",
         world=(DONE, append("lib/lib/dpa.py", "MINE = 1\n"), Done(), append("lib/lib/dpa.py", "MINE = 2\n")),
+        commands=AS_COMMITTED,
         files={"lib/lib/dpa.py": "NEW = 1\n", "lib/lib/dpa.py.npuenv-backup": "NEW = 1\nMINE = 1\n",
                "lib/lib/dpa.py.npuenv-backup.2": "NEW = 1\nMINE = 2\n"}),
     Row("copied by hand, never recorded", "run: not recorded yet (found in place)",
