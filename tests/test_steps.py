@@ -167,14 +167,19 @@ def test_a_local_edit_to_a_patched_file_is_named_as_such_not_as_an_upstream_chan
     assert f"git -C {tmp_path / 'MindSpeed'} checkout -- setup.py" in info.value.hint
 
 
-def test_an_edited_overlay_is_restored_and_the_edit_kept_as_a_backup(tmp_path, log):
+def overlaid(tmp_path, log):
+    """MindSpeed-MM's dpa.py overlaid on MindSpeed's own (committed) one, and recorded: (step, ctx, target)."""
     make_repo(tmp_path, "MM", {"examples/dpa.py": "NEW = 1\n"})
     make_repo(tmp_path, "MS", {"mindspeed/dpa.py": "OLD = 1\n"})
     step = OverlayStep(Overlay("dpa", "mm", "examples/dpa.py", "ms", "mindspeed/dpa.py"),
                        FakeRepo("mm", "MM"), FakeRepo("ms", "MS"))
     ctx = context(tmp_path)
     ctx.state.save_step(step.id, "fp", step.apply(ctx, log), 0.1)
-    target = tmp_path / "MS" / "mindspeed" / "dpa.py"
+    return step, ctx, tmp_path / "MS" / "mindspeed" / "dpa.py"
+
+
+def test_an_edited_overlay_is_restored_and_the_edit_kept_as_a_backup(tmp_path, log):
+    step, ctx, target = overlaid(tmp_path, log)
     target.write_text("NEW = 1\nMY_TWEAK = 2\n")
     assert step.check(ctx).reason.startswith("drifted")
     step.apply(ctx, log)
@@ -185,14 +190,8 @@ def test_an_edited_overlay_is_restored_and_the_edit_kept_as_a_backup(tmp_path, l
 def test_an_overlay_a_checkout_put_back_is_copied_again_without_calling_it_an_edit(tmp_path, log):
     """The repo step moves a drifted repo back to its pin with `checkout --force`, which restores the repo's own
     file where the overlay was: that is nobody's edit, so nothing is kept as a backup."""
-    make_repo(tmp_path, "MM", {"examples/dpa.py": "NEW = 1\n"})
-    make_repo(tmp_path, "MS", {"mindspeed/dpa.py": "OLD = 1\n"})
-    step = OverlayStep(Overlay("dpa", "mm", "examples/dpa.py", "ms", "mindspeed/dpa.py"),
-                       FakeRepo("mm", "MM"), FakeRepo("ms", "MS"))
-    ctx = context(tmp_path)
-    ctx.state.save_step(step.id, "fp", step.apply(ctx, log), 0.1)
+    step, ctx, target = overlaid(tmp_path, log)
     git(tmp_path / "MS", "checkout", "-q", "--force", "HEAD")
-    target = tmp_path / "MS" / "mindspeed" / "dpa.py"
     assert target.read_text() == "OLD = 1\n" and step.check(ctx).reason.startswith("drifted")
     facts = step.apply(ctx, log)
     assert target.read_text() == "NEW = 1\n" and "note" not in facts
