@@ -57,3 +57,9 @@ def test_convert_needs_a_fetched_model(tmp_path):
     proc = invoke(tmp_path, "models.convert", "InternVL2_5-8B", "--root", str(tmp_path), env=env_with(tmp_path))
     assert_refused(proc, 2, f"InternVL2_5-8B is not fetched completely in {tmp_path}/models/InternVL2_5-8B",
                    "invoke models.fetch InternVL2_5-8B")
+
+
+def test_config_without_a_kind_is_refused_naming_the_option_and_the_kinds(tmp_path):
+    proc = invoke(tmp_path, "models.config", "InternVL2_5-8B", "--root", str(tmp_path), env=env_with(tmp_path))
+    assert_refused(proc, 2, "models.config needs --kind", "--kind inference | model | data | finetune")
+    assert list(tmp_path.iterdir()) == []

@@ -88,7 +88,7 @@ def convert(c, name, root=None, spec=None, persistent=None, json_=False):
     },
 )
 @boundary
-def config(c, name, kind, out=None, devices=None, port=None, data_path=None, data_folder=None, save=None,
+def config(c, name, kind=None, out=None, devices=None, port=None, data_path=None, data_folder=None, save=None,
            root=None, spec=None, persistent=None, json_=False):
     """Write MindSpeed-MM's inference, model, data or finetune file for the model's size, from its config.json."""
     import os
@@ -99,6 +99,11 @@ def config(c, name, kind, out=None, devices=None, port=None, data_path=None, dat
     from ..render import models as render
     from ..render.console import Console
 
+    if kind is None:  # an option, not a second positional: `models.config --help` shows the help
+        from ..errors import UsageError
+        from ..models.configs import KINDS
+
+        raise UsageError("models.config needs --kind", hint=f"give --kind {' | '.join(KINDS)}")
     session = open_session(spec, persistent, root, os.environ, mirrors_config(c))
     project = project_dir(session.spec, session.root) if session.root is not None else None
     if project is None or not project.is_dir():
