@@ -275,6 +275,33 @@ def test_the_npuenv_console_script_lists_the_same_tasks(tmp_path):
     assert task_listing(ours.stdout) == task_listing(theirs.stdout)
 
 
+def tasks_with_a_positional_argument() -> List[str]:
+    from npuenv.tasks import ns
+
+    return [name for name in ns.task_names if ns[name].positional]  # (get_arguments() would use up the help texts)
+
+
+@pytest.mark.parametrize("name", tasks_with_a_positional_argument())
+def test_task_help_after_a_task_that_takes_a_name_shows_its_help_and_does_nothing(tmp_path, name):
+    """invoke's parser gives `--help` to a task's positional argument before it looks for flags: `user.add
+    --help` used to refuse a user called '--help', `models.fetch --help` to look for a folder."""
+    from npuenv.tasks import ns
+
+    proc = invoke(tmp_path, name, "--help", env=cli_env(HOME=str(tmp_path)))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith(f"Usage: invoke [--core-opts] {name} [--options]"), proc.stdout
+    assert ns[name].__doc__.split()[0] in proc.stdout and "Options:" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_task_help_through_the_npuenv_script_names_npuenv(tmp_path):
+    script = Path(sys.executable).parent / "npuenv"
+    assert script.is_file(), "the npuenv console script is installed with the project"
+    for flag in ("-h", "--help"):
+        proc = run([str(script), "user.add", flag], tmp_path)
+        assert proc.returncode == 0 and proc.stdout.startswith("Usage: npuenv [--core-opts] user.add"), proc.stderr
+
+
 def test_dry_run_lists_every_step_with_its_pins_and_changes_nothing(tmp_path):
     pins = yaml.safe_load(DEFAULT_SPEC.read_text())
     arch = {"arm64": "aarch64", "amd64": "x86_64"}.get(platform.machine().lower(), platform.machine().lower())

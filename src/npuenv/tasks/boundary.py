@@ -4,7 +4,9 @@ Ctrl-C exits 130; anything else is a bug and shows its traceback."""
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
+from pathlib import Path
 import traceback
 from typing import Any, Callable
 
@@ -17,6 +19,9 @@ def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
         from ..errors import NpuenvError
         from ..render.console import Console
 
+        if asks_for_help(body, args, kwargs):
+            print_help(wrapper)
+            raise Exit(code=0)
         try:
             return body(c, *args, **kwargs)
         except NpuenvError as exc:
@@ -35,6 +40,31 @@ def boundary(body: Callable[..., Any]) -> Callable[..., Any]:
             traceback.print_exc()
             raise Exit(code=70) from None
     return wrapper
+
+
+HELP_FLAGS = ("-h", "--help")
+
+
+def asks_for_help(body: Callable[..., Any], args: tuple, kwargs: dict) -> bool:
+    """`TASK --help` where TASK takes a positional argument: invoke's parser fills the argument with `--help`
+    before it looks for flags, so the task receives it as NAME (or TASK) and would act on it."""
+    parameters = list(inspect.signature(body).parameters.values())[1:]
+    given = dict(zip((p.name for p in parameters), args), **kwargs)
+    return any(given.get(p.name) in HELP_FLAGS for p in parameters if p.default is inspect.Parameter.empty)
+
+
+def print_help(wrapper: Callable[..., Any]) -> None:
+    """What `invoke --help TASK` prints, for the task whose body is `wrapper`, under the name it was run by."""
+    from invoke import Program
+
+    from . import ns
+
+    binary = "npuenv" if Path(sys.argv[0]).name == "npuenv" else "invoke"
+    name = next(name for name in ns.task_names if ns[name].body is wrapper)
+    try:
+        Program(namespace=ns, name=binary, binary=binary).run([binary, "--help", name], exit=False)
+    except Exit:  # invoke ends its help with Exit(0)
+        pass
 
 
 def filesystem_error(exc: OSError) -> Any:
