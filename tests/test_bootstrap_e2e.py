@@ -172,6 +172,32 @@ def test_drift_is_detected_and_repaired(world, tmp_path, done):
     assert f"1 done, {len(STEPS) - 1} up to date" in fixed.stdout
 
 
+def test_a_commit_made_in_a_pinned_checkout_is_kept_on_a_branch_when_bootstrap_moves_it_back(world, tmp_path, done):
+    """Seen on the real stack: someone commits in MindSpeed (`commit -a` takes npuenv's patched setup.py and
+    overlaid file along). bootstrap moves the checkout back to its pin: the commit, on npuenv's detached HEAD,
+    gets a branch instead of being left to the reflog; the overlay goes back on without calling upstream's
+    file, which the checkout restored, an edit."""
+    mindspeed = tmp_path / "ws" / "MindSpeed-MM" / "MindSpeed"
+    overlaid = mindspeed / "mindspeed" / "core" / "transformer" / "dot_product_attention.py"
+    before = overlaid.read_text()
+    (mindspeed / "MY_NOTES.md").write_text("tried something\n")
+    subprocess.run(["git", "add", "-A"], cwd=mindspeed, check=True)
+    subprocess.run(["git", "-c", "user.name=bob", "-c", "user.email=bob@example.invalid", "commit", "-qam", "mine"],
+                   cwd=mindspeed, check=True)
+    mine = subprocess.run(["git", "rev-parse", "HEAD"], cwd=mindspeed, capture_output=True, text=True).stdout.strip()
+    fixed = bootstrap(world, tmp_path)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    branch = f"npuenv-kept-{mine[:12]}"
+    assert f"kept as branch {branch}" in fixed.stdout
+    kept = subprocess.run(["git", "rev-parse", branch], cwd=mindspeed, capture_output=True, text=True)
+    here = subprocess.run(["git", "rev-parse", "HEAD"], cwd=mindspeed, capture_output=True, text=True)
+    assert kept.stdout.strip() == mine and here.stdout.strip() == world.commits["mindspeed"]
+    assert not (mindspeed / "MY_NOTES.md").exists() and overlaid.read_text() == before
+    assert list(overlaid.parent.glob("*.npuenv-backup*")) == []
+    again = bootstrap(world, tmp_path)
+    assert again.returncode == 0 and f"0 done, {len(STEPS)} up to date" in again.stdout, again.stdout
+
+
 def test_sigkill_mid_step_then_rerun_converges(world, tmp_path, needs_310):
     proc = bootstrap(world, tmp_path, popen=True)
     seen = []

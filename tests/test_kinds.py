@@ -462,9 +462,11 @@ ABSENT = object()
 
 @dataclass(frozen=True)
 class Head:
-    """A checkout whose HEAD is this commit (<repo.cN>)."""
+    """A checkout whose HEAD is this commit (<repo.cN>), and whose local branches are these (name, commit), when
+    given."""
 
     commit: str
+    branches: Optional[Tuple[Tuple[str, str], ...]] = None
 
 
 @dataclass(frozen=True)
@@ -508,7 +510,13 @@ def file_problem(box: Box, relative: str, want: Any) -> Optional[str]:
         return None if path.is_dir() else "not a folder"
     if isinstance(want, Head):
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True).stdout.strip()
-        return None if head == box.expand(want.commit) else f"HEAD is {head}"
+        listed = subprocess.run(["git", "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads"],
+                                cwd=path, capture_output=True, text=True).stdout.split("\n")
+        branches = tuple(tuple(line.split(" ")) for line in listed if line)
+        if head != box.expand(want.commit):
+            return f"HEAD is {head}"
+        wanted = branches if want.branches is None else box.expand(want.branches)
+        return None if branches == wanted else f"branches are {branches}"
     if isinstance(want, Sha):
         have = hashlib.sha256(path.read_bytes()).hexdigest()
         return None if have == box.expand(want.sha256) else f"sha256 {have}"
@@ -715,11 +723,27 @@ REPO = rows(
         "run: drifted: lib is at <lib.c2:12>, the spec pins <lib.c1:12>",
         world=(DONE, git_in("lib", "fetch", "-q", "--depth", "1", "origin", "<lib.c2>"),
                git_in("lib", "checkout", "-q", "--detach", "<lib.c2>")),
+        # <lib.c2> is on no branch of the checkout: it could be someone's commit, so it is kept on one
         commands=("git remote get-url origin",
                   "git status --porcelain=v1 -z --untracked-files=no",
+                  "git for-each-ref --contains HEAD --count=1 --format=%(refname) refs/heads refs/tags refs/remotes",
+                  "git branch -- npuenv-kept-<lib.c2:12> <lib.c2>",
                   "git cat-file -e <lib.c1>^{commit}",
                   "git checkout -q --detach <lib.c1>"),
-        files={"lib": Head("<lib.c1>")}),
+        files={"lib": Head("<lib.c1>", branches=(("npuenv-kept-<lib.c2:12>", "<lib.c2>"),))},
+        resolved={"kept_branch": "npuenv-kept-<lib.c2:12>",
+                  "note": "lib was at <lib.c2:12>, on no branch: kept as branch npuenv-kept-<lib.c2:12>"}),
+    Row("done, then checked out at another commit on a branch by hand",
+        "run: drifted: lib is at <lib.c2:12>, the spec pins <lib.c1:12>",
+        world=(DONE, git_in("lib", "fetch", "-q", "--depth", "1", "origin", "<lib.c2>"),
+               git_in("lib", "checkout", "-q", "-b", "mine", "<lib.c2>")),
+        commands=("git remote get-url origin",
+                  "git rev-parse --verify -q HEAD",  # HEAD names a branch: git reads it
+                  "git status --porcelain=v1 -z --untracked-files=no",
+                  "git for-each-ref --contains HEAD --count=1 --format=%(refname) refs/heads refs/tags refs/remotes",
+                  "git cat-file -e <lib.c1>^{commit}",
+                  "git checkout -q --detach <lib.c1>"),
+        files={"lib": Head("<lib.c1>", branches=(("mine", "<lib.c2>"),))}),
     Row("done, then a file edited by hand and the spec pins another commit", "run: spec changed",
         world=(DONE, edit("lib/setup.py", "# mine\n")),
         spec={"repos": {"lib": {"commit": "<lib.c2>"}}},

@@ -49,6 +49,14 @@ def as_committed(path: Path, file: str, env: Mapping[str, str]) -> bool:
     return here.returncode == 0 and here.stdout.strip() == committed.stdout.strip()
 
 
+def on_no_ref(path: Path, env: Mapping[str, str]) -> bool:
+    """Whether no branch, tag or remote-tracking ref holds HEAD: a commit made on a detached checkout, which
+    only the reflog would remember once HEAD moves."""
+    proc = git(["for-each-ref", "--contains", "HEAD", "--count=1", "--format=%(refname)",
+                "refs/heads", "refs/tags", "refs/remotes"], cwd=path, env=env, check=False)
+    return proc.returncode == 0 and not proc.stdout.strip()
+
+
 def parse_porcelain(text: str) -> list[str]:
     """Paths from `git status --porcelain=v1 -z` output (renames give the new path)."""
     paths: list[str] = []

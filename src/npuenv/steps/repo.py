@@ -102,14 +102,15 @@ class RepoStep(Step):
 
     def _apply(self, ctx: Context, log: IO[str]) -> dict[str, Any]:
         path = ctx.path(self.repo.path)
+        kept: dict[str, Any] = {}
         if git.is_checkout(path):
-            self._move(ctx, path, log)
+            kept = self._move(ctx, path, log)
         elif path.exists() and any(path.iterdir()):
             raise GitError(f"{path} exists and is not a git checkout",
                            hint="move it away (npuenv never deletes what it did not make) and run again")
         else:
             self._clone(ctx, path, log)
-        return {"commit": self.repo.commit, "url": self.url(ctx), **self._verify_ref(ctx, path, log)}
+        return {"commit": self.repo.commit, "url": self.url(ctx), **kept, **self._verify_ref(ctx, path, log)}
 
     def _clone(self, ctx: Context, path: Path, log: IO[str]) -> None:
         tmp = fresh_tmp_sibling(path, ctx.root)
@@ -123,14 +124,16 @@ class RepoStep(Step):
             path.rmdir()  # an empty folder the user made
         os.replace(tmp, path)
 
-    def _move(self, ctx: Context, path: Path, log: IO[str]) -> None:
+    def _move(self, ctx: Context, path: Path, log: IO[str]) -> dict[str, Any]:
+        """Move the checkout to the pin; what it returns (a kept branch) goes into the step's facts."""
         if git.remote_url(path, ctx.env) != self.url(ctx):
             # the spec now names another remote (a fork, a mirror): fetch from it, and keep it as origin
             log.write(f"origin is now {self.url(ctx)}\n")
             git.git(["remote", "set-url", "origin", self.url(ctx)], cwd=path, env=ctx.env, log=log)
-        if git.head(path, ctx.env) == self.repo.commit:
+        found = git.head(path, ctx.env)
+        if found == self.repo.commit:
             self._submodules(ctx, path, log)
-            return
+            return {}
         changed = git.changed_files(path, ctx.env)
         foreign = [f for f in changed if not self._ours(ctx, path, f)]
         if foreign:
@@ -140,12 +143,26 @@ class RepoStep(Step):
                 f"{self.repo.commit[:12]}:\n{listing}",
                 hint=f"commit or stash them (git -C {path} stash), or move the folder away, then run again",
             )
+        kept = self._keep(ctx, path, found, log)
         if not git.has_commit(path, self.repo.commit, ctx.env):
             git.fetch_commit(path, self.repo.commit, ctx.env, log)
         # only npuenv's own patches and overlays are discarded here; their steps re-apply them
         flag = ["--force"] if changed else []
         git.git(["checkout", "-q", *flag, "--detach", self.repo.commit], cwd=path, env=ctx.env, log=log)
         self._submodules(ctx, path, log)
+        return kept
+
+    def _keep(self, ctx: Context, path: Path, found: Optional[str], log: IO[str]) -> dict[str, Any]:
+        """Someone committed on the detached checkout (npuenv's checkouts have no branch): moving to the pin
+        would leave those commits to the reflog alone, so they get a branch first. The commit npuenv itself
+        checked out last is not someone's work."""
+        if not found or found == ctx.state.resolved(self.id).get("commit") or not git.on_no_ref(path, ctx.env):
+            return {}
+        branch = f"npuenv-kept-{found[:12]}"
+        git.git(["branch", "--", branch, found], cwd=path, env=ctx.env, log=log)
+        note = f"{self.repo.path} was at {found[:12]}, on no branch: kept as branch {branch}"
+        log.write(note + "\n")
+        return {"kept_branch": branch, "note": note}
 
     def _ours(self, ctx: Context, path: Path, relative: str) -> bool:
         """A changed file is ours when a patch or overlay step recorded exactly its current content."""
