@@ -510,13 +510,14 @@ def file_problem(box: Box, relative: str, want: Any) -> Optional[str]:
         return None if path.is_dir() else "not a folder"
     if isinstance(want, Head):
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True).stdout.strip()
+        if head != box.expand(want.commit):
+            return f"HEAD is {head}"
+        if want.branches is None:
+            return None
         listed = subprocess.run(["git", "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads"],
                                 cwd=path, capture_output=True, text=True).stdout.split("\n")
         branches = tuple(tuple(line.split(" ")) for line in listed if line)
-        if head != box.expand(want.commit):
-            return f"HEAD is {head}"
-        wanted = branches if want.branches is None else box.expand(want.branches)
-        return None if branches == wanted else f"branches are {branches}"
+        return None if branches == box.expand(want.branches) else f"branches are {branches}"
     if isinstance(want, Sha):
         have = hashlib.sha256(path.read_bytes()).hexdigest()
         return None if have == box.expand(want.sha256) else f"sha256 {have}"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from pathlib import Path
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 from invoke import Exit
